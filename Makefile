@@ -1,0 +1,101 @@
+# strata: build, test and install.  Modules are found by glob, so a new source
+# file needs no edit here:
+#   util/*.c                    -> $(B)/libutil.a          (shared by everything)
+#   fs/*.c                      -> $(B)/strata-fs          (fs/main.c holds main)
+#   volumes/ image/ launcher/   -> $(B)/libstrata.a
+#   cli/*.c                     -> $(B)/strata
+#   tests/unit/test-*.c         -> $(B)/tests/test-*       (TAP, linked with all libs)
+#   tests/helpers/*.c           -> $(B)/tests/helpers/*    (programs the shell tests run)
+#   tests/*/*.t                 -> shell tests (TAP), run by tests/run.sh
+
+B        ?= build
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+CC       ?= cc
+SAN      ?=
+
+PKGS      := fuse3 libarchive jansson libcrypto libxxhash
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+             -Wformat=2 -Wformat-security -Wnull-dereference -Wpointer-arith \
+             -Wmissing-declarations -Wimplicit-fallthrough -Wundef -Wvla \
+             -Werror=implicit-function-declaration -Werror=return-type \
+             -Wno-unused-parameter -Wno-missing-field-initializers
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread $(WARN) \
+              -I. $(CFLAGS) $(SAN) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
+
+UTIL_SRC  := $(wildcard util/*.c)
+FS_SRC    := $(filter-out fs/main.c,$(wildcard fs/*.c))
+LIB_SRC   := $(wildcard volumes/*.c image/*.c launcher/*.c)
+CLI_SRC   := $(wildcard cli/*.c)
+UNIT_SRC  := $(wildcard tests/unit/test-*.c)
+HELP_SRC  := $(wildcard tests/helpers/*.c)
+
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+
+BINS := $(B)/strata-fs $(if $(CLI_SRC),$(B)/strata)
+TESTBINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC)) \
+            $(patsubst tests/helpers/%.c,$(B)/tests/helpers/%,$(HELP_SRC))
+
+.PHONY: all deps check asan install demo clean format format-check bench
+all: $(B)/.deps $(BINS) $(TESTBINS)
+
+# scripts/deps.sh is quiet and quick when everything is present.
+$(B)/.deps: scripts/deps.sh
+	@mkdir -p $(B)
+	@sh scripts/deps.sh
+	@touch $@
+
+$(B)/obj/%.o: %.c $(B)/.deps
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/libutil.a: $(call obj,$(UTIL_SRC))
+	$(AR) rcs $@ $^
+$(B)/libsfs.a: $(call obj,$(FS_SRC))
+	$(AR) rcs $@ $^
+$(B)/libstrata.a: $(call obj,$(LIB_SRC))
+	$(AR) rcs $@ $^
+
+LIBS := $(B)/libstrata.a $(B)/libsfs.a $(B)/libutil.a
+
+$(B)/strata-fs: $(call obj,fs/main.c) $(B)/libsfs.a $(B)/libutil.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/strata: $(call obj,$(CLI_SRC)) $(B)/libstrata.a $(B)/libutil.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/tests/helpers/%: $(B)/obj/tests/helpers/%.o $(B)/libutil.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Runs every test; the last line is "N passed, N failed[, N skipped]".
+check: all
+	@B=$(abspath $(B)) bash tests/run.sh $(TESTS)
+
+# The same tests, built and run under AddressSanitizer and UBSan.
+asan:
+	$(MAKE) B=build-asan CC=clang CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" check
+
+demo: all
+	@B=$(abspath $(B)) bash scripts/demo.sh
+
+bench: all
+	@B=$(abspath $(B)) bash bench/run.sh
+
+install: $(B)/strata-fs
+	install -D -m 0755 $(B)/strata-fs $(DESTDIR)$(PREFIX)/bin/strata-fs
+	$(if $(CLI_SRC),install -D -m 0755 $(B)/strata $(DESTDIR)$(PREFIX)/bin/strata)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

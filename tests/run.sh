@@ -1,0 +1,72 @@
+#!/bin/bash
+# tests/run.sh: runs every unit test binary and shell test, as root and (for
+# tests marked "# rootless: yes") again rootless, and ends with the line
+# "N passed, N failed, N skipped".  Usage: B=build tests/run.sh [PATTERN...]
+set -u
+cd "$(dirname "$0")/.."
+B=${B:-$PWD/build}
+export B STRATA_SRC=$PWD STRATA_FS=${STRATA_FS:-$B/strata-fs}
+pass=0 fail=0 skip=0 failed_files=()
+patterns=("$@")
+
+selected() {
+	[ ${#patterns[@]} -eq 0 ] && return 0
+	local p
+	for p in "${patterns[@]}"; do [[ $1 == *$p* ]] && return 0; done
+	return 1
+}
+
+# run_one LABEL CMD...: runs one TAP producer and adds its points to the totals.
+run_one() {
+	local label=$1 out rc p=0 f=0 s=0 line
+	shift
+	out=$(mktemp)
+	timeout --kill-after=10 "${STRATA_TEST_TIMEOUT:-600}" "$@" >"$out" 2>&1
+	rc=$?
+	while IFS= read -r line; do
+		case $line in
+		"ok "*"# SKIP"* | "ok "*"# skip"*) s=$((s + 1)) ;;
+		"ok "*) p=$((p + 1)) ;;
+		"not ok "*"# TODO"*) ;;
+		"not ok "*) f=$((f + 1)) ;;
+		esac
+	done <"$out"
+	if [ $rc -eq 77 ] && [ $f -eq 0 ]; then
+		[ $p -eq 0 ] && [ $s -eq 0 ] && s=1
+	elif [ $rc -ne 0 ] && [ $f -eq 0 ]; then
+		f=1
+		echo "not ok - $label exited with status $rc" >>"$out"
+	fi
+	if [ $f -gt 0 ] || [ -n "${VERBOSE:-}" ]; then
+		sed "s|^|[$label] |" "$out"
+	fi
+	printf '%-44s %3d passed %3d failed %3d skipped\n' "$label" $p $f $s
+	[ $f -gt 0 ] && failed_files+=("$label")
+	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+	rm -f "$out"
+}
+
+for t in "$B"/tests/test-*; do
+	[ -x "$t" ] || continue
+	selected "$t" || continue
+	run_one "unit/$(basename "$t")" "$t"
+done
+
+for t in tests/*/*.t; do
+	[ -f "$t" ] || continue
+	selected "$t" || continue
+	run_one "${t#tests/}" bash "$t"
+	if grep -q '^# rootless: yes' "$t"; then
+		run_one "${t#tests/} (rootless)" bash tests/rootless.sh "$t"
+	fi
+done
+
+if [ ${#failed_files[@]} -gt 0 ]; then
+	echo "failed: ${failed_files[*]}"
+fi
+if [ $skip -gt 0 ]; then
+	echo "$pass passed, $fail failed, $skip skipped"
+else
+	echo "$pass passed, $fail failed"
+fi
+[ $fail -eq 0 ]
