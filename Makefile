@@ -49,27 +49,32 @@ $(B)/.deps: scripts/deps.sh
 
 $(B)/obj/%.o: %.c $(B)/.deps
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/libutil.a: $(call obj,$(UTIL_SRC))
-	$(AR) rcs $@ $^
+	@$(AR) rcs $@ $^
 $(B)/libsfs.a: $(call obj,$(FS_SRC))
-	$(AR) rcs $@ $^
+	@$(AR) rcs $@ $^
 $(B)/libstrata.a: $(call obj,$(LIB_SRC))
-	$(AR) rcs $@ $^
+	@$(AR) rcs $@ $^
 
 LIBS := $(B)/libstrata.a $(B)/libsfs.a $(B)/libutil.a
 
 $(B)/strata-fs: $(call obj,fs/main.c) $(B)/libsfs.a $(B)/libutil.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/strata: $(call obj,$(CLI_SRC)) $(B)/libstrata.a $(B)/libutil.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/tests/helpers/%: $(B)/obj/tests/helpers/%.o $(B)/libutil.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Runs every test; the last line is "N passed, N failed[, N skipped]".
 check: all

@@ -67,28 +67,42 @@ int su_write_atomic(int dirfd, const char *name, const void *data, size_t len, m
 int su_read_file(int dirfd, const char *name, char **out, size_t *len, size_t max)
 {
 	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	char *buf;
-	ssize_t r;
+	_cleanup_free_ char *buf = NULL;
+	size_t used = 0, cap = 0;
 
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if ((size_t)st.st_size > max)
-		return -EFBIG;
-	buf = malloc(st.st_size + 1);
-	if (!buf)
-		return -ENOMEM;
-	r = su_read_all(fd, buf, st.st_size);
-	if (r < 0) {
-		free(buf);
-		return r;
+	/* st_size is not trusted: /proc files report 0 */
+	for (;;) {
+		ssize_t r;
+
+		if (used + 1 >= cap) {
+			size_t ncap = cap ? cap * 2 : 4096;
+			char *nb;
+
+			if (cap > max + 1)
+				return -EFBIG;
+			nb = realloc(buf, ncap);
+			if (!nb)
+				return -ENOMEM;
+			buf = nb;
+			cap = ncap;
+		}
+		r = read(fd, buf + used, cap - used - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		used += r;
+		if (used > max)
+			return -EFBIG;
 	}
-	buf[r] = '\0';
-	*out = buf;
+	buf[used] = '\0';
+	*out = steal_pointer(&buf);
 	if (len)
-		*len = r;
+		*len = used;
 	return 0;
 }
 

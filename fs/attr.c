@@ -1,0 +1,143 @@
+/* fs/attr.c: attributes as the merged tree presents them (stable inode
+ * numbers, mapped and squashed owners, overlayfs nlink accounting) and
+ * setattr, which copies up metadata only unless the size changes. */
+#include "fs/sfs.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+
+uid_t sfs_uid_to_disk(struct sfs_fs *fs, uid_t uid)
+{
+	return sfs_idmap_to_outside(&fs->o->uidmap, uid);
+}
+
+gid_t sfs_gid_to_disk(struct sfs_fs *fs, gid_t gid)
+{
+	return sfs_idmap_to_outside(&fs->o->gidmap, gid);
+}
+
+nlink_t sfs_upper_nlink(struct sfs_fs *fs, int fd, const struct stat *st)
+{
+	char buf[32];
+	ssize_t r;
+	long d;
+
+	if (st->st_nlink < 2)
+		return st->st_nlink;
+	r = sfs_getox(fs, fd, "nlink", buf, sizeof(buf) - 1);
+	if (r < 2 || (buf[0] != 'U'))
+		return st->st_nlink;
+	buf[r] = '\0';
+	d = strtol(buf + 1, NULL, 10);
+	if ((long)st->st_nlink + d < 1)
+		return 1;
+	return st->st_nlink + d;
+}
+
+int sfs_nlink_adjust(struct sfs_fs *fs, int fd, int delta)
+{
+	char buf[32];
+	ssize_t r = sfs_getox(fs, fd, "nlink", buf, sizeof(buf) - 1);
+	long d = 0;
+
+	if (r >= 2 && buf[0] == 'U') {
+		buf[r] = '\0';
+		d = strtol(buf + 1, NULL, 10);
+	}
+	snprintf(buf, sizeof(buf), "U%+ld", d + delta);
+	return sfs_setox(fs, fd, "nlink", buf, strlen(buf));
+}
+
+/* Rewrites a real stat into what the merged tree shows for n. */
+static void present(struct sfs_fs *fs, struct sfs_node *n, int fd, struct stat *st)
+{
+	st->st_ino = n->ino;
+	st->st_uid = sfs_idmap_to_inside(&fs->o->uidmap, st->st_uid);
+	st->st_gid = sfs_idmap_to_inside(&fs->o->gidmap, st->st_gid);
+	if (fs->o->squash_to_root)
+		st->st_uid = st->st_gid = 0;
+	if (fs->o->squash_uid >= 0)
+		st->st_uid = fs->o->squash_uid;
+	if (fs->o->squash_gid >= 0)
+		st->st_gid = fs->o->squash_gid;
+	if (S_ISDIR(st->st_mode)) {
+		/* The link count of a merged directory is unknown without a
+		 * full listing; 1 tells find(1) not to count subdirectories. */
+		if (fs->o->static_nlink || n->nlow > 1 || (n->nlow && sfs_node_upper(n) >= 0))
+			st->st_nlink = 1;
+	} else if (fd == sfs_node_upper(n)) {
+		st->st_nlink = sfs_upper_nlink(fs, fd, st);
+	}
+}
+
+int sfs_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
+{
+	int fd = sfs_node_metafd(n);
+	int r = sfs_fstatat(fd, "", st, 0);
+
+	if (r < 0)
+		return r;
+	present(fs, n, fd, st);
+	return 0;
+}
+
+void sfs_present_stat(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
+{
+	present(fs, n, sfs_node_metafd(n), st);
+}
+
+int sfs_setattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *attr, int valid, int fh,
+		struct stat *out)
+{
+	int r, up;
+
+	if (!fs->upper)
+		return -EROFS;
+	if (valid & FUSE_SET_ATTR_SIZE) {
+		if (!S_ISREG(n->type))
+			return S_ISDIR(n->type) ? -EISDIR : -EINVAL;
+		r = sfs_copy_up(fs, n, attr->st_size == 0 ? SFS_CU_EMPTY : SFS_CU_DATA);
+	} else {
+		r = sfs_copy_up(fs, n, SFS_CU_META);
+	}
+	if (r < 0)
+		return r;
+	up = sfs_node_upper(n);
+	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? sfs_uid_to_disk(fs, attr->st_uid) : (uid_t)-1;
+		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? sfs_gid_to_disk(fs, attr->st_gid) : (gid_t)-1;
+		r = sfs_fchown(up, uid, gid);
+		if (r < 0)
+			return r;
+	}
+	if (valid & FUSE_SET_ATTR_MODE) {
+		r = sfs_fchmod(fs, up, attr->st_mode & 07777);
+		if (r < 0)
+			return r;
+	}
+	if (valid & FUSE_SET_ATTR_SIZE) {
+		r = fh >= 0 ? (ftruncate(fh, attr->st_size) < 0 ? -errno : 0)
+			    : sfs_ftruncate(fs, up, attr->st_size);
+		if (r == -EBADF || r == -EINVAL)
+			r = sfs_ftruncate(fs, up, attr->st_size);
+		if (r < 0)
+			return r;
+	}
+	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+
+		if (valid & FUSE_SET_ATTR_ATIME_NOW)
+			ts[0].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_ATIME)
+			ts[0] = attr->st_atim;
+		if (valid & FUSE_SET_ATTR_MTIME_NOW)
+			ts[1].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_MTIME)
+			ts[1] = attr->st_mtim;
+		r = sfs_futimens(fs, up, ts, S_ISLNK(n->type));
+		if (r < 0)
+			return r;
+	}
+	return sfs_getattr(fs, n, out);
+}

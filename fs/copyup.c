@@ -1,0 +1,404 @@
+/* fs/copyup.c: copy-up.  An object is built under a temporary name in
+ * workdir/work with its attributes, xattrs and origin, then renamed into the
+ * upper in one step, so a crash leaves either nothing or the whole object.
+ * Data moves by reflink, else copy_file_range over the data extents only
+ * (holes stay holes).  Attribute-only changes write an overlayfs metacopy
+ * file; its data is copied in place later and the metacopy mark removed last. */
+#include "fs/sfs.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+static int copy_range_rw(int in, int out, off_t off, off_t end)
+{
+	char buf[65536];
+
+	while (off < end) {
+		size_t want = end - off < (off_t)sizeof(buf) ? (size_t)(end - off) : sizeof(buf);
+		ssize_t r = pread(in, buf, want, off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		for (ssize_t done = 0; done < r;) {
+			ssize_t w = pwrite(out, buf + done, r - done, off + done);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				return -errno;
+			done += w;
+		}
+		off += r;
+	}
+	return 0;
+}
+
+static int copy_range(int in, int out, off_t off, off_t end)
+{
+	while (off < end) {
+		loff_t io = off, oo = off;
+		ssize_t r = copy_file_range(in, &io, out, &oo, end - off, 0);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+			      errno == EOPNOTSUPP || errno == EBADF))
+			return copy_range_rw(in, out, off, end);
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		off += r;
+	}
+	return 0;
+}
+
+/* Copies size bytes of data from in to out, keeping holes. */
+static int copy_data(int in, int out, off_t size)
+{
+	off_t off = 0;
+	int r;
+
+	if (size == 0)
+		return 0;
+	if (ioctl(out, FICLONE, in) == 0)
+		return 0;
+	while (off < size) {
+		off_t data = lseek(in, off, SEEK_DATA), hole;
+
+		if (data < 0 && errno == ENXIO)
+			break;
+		if (data < 0) /* no SEEK_DATA: copy everything */
+			return copy_range(in, out, off, size);
+		hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0)
+			hole = size;
+		if (hole > size)
+			hole = size;
+		r = copy_range(in, out, data, hole);
+		if (r < 0)
+			return r;
+		off = hole;
+	}
+	return ftruncate(out, size) < 0 ? -errno : 0;
+}
+
+int sfs_copy_xattrs(struct sfs_fs *fs, int from, int to)
+{
+	ssize_t len = sfs_flistxattr(fs, from, NULL, 0);
+	_cleanup_free_ char *names = NULL;
+	_cleanup_free_ char *val = NULL;
+	size_t cap = 0;
+
+	if (len == -ENOTSUP || len == 0)
+		return 0;
+	if (len < 0)
+		return len;
+	names = malloc(len);
+	if (!names)
+		return -ENOMEM;
+	len = sfs_flistxattr(fs, from, names, len);
+	if (len < 0)
+		return len;
+	for (char *n = names; n < names + len; n += strlen(n) + 1) {
+		ssize_t vl;
+		int r;
+
+		if (sfs_is_private_xattr(fs, n))
+			continue;
+		vl = sfs_fgetxattr(fs, from, n, NULL, 0);
+		if (vl < 0)
+			continue;
+		if ((size_t)vl + 1 > cap) {
+			char *nv = realloc(val, vl + 1);
+			if (!nv)
+				return -ENOMEM;
+			val = nv;
+			cap = vl + 1;
+		}
+		vl = sfs_fgetxattr(fs, from, n, val, vl);
+		if (vl < 0)
+			continue;
+		r = sfs_fsetxattr(fs, to, n, val, vl, 0);
+		/* security labels the upper cannot take are not worth failing
+		 * the copy-up for; anything else is */
+		if (r < 0 && r != -ENOTSUP && !(r == -EPERM && !su_str_has_prefix(n, "user.")))
+			return r;
+	}
+	return 0;
+}
+
+/* Sets owner, mode and times of the new object fd from st (in that order:
+ * chown clears set-id bits, and every change touches ctime only). */
+static int set_attrs(struct sfs_fs *fs, int fd, const struct stat *st)
+{
+	struct timespec ts[2] = {st->st_atim, st->st_mtim};
+	int r;
+
+	r = sfs_fchown(fd, st->st_uid, st->st_gid);
+	if (r < 0 && !(r == -EINVAL || r == -EPERM))
+		return r;
+	if (!S_ISLNK(st->st_mode)) {
+		r = sfs_fchmod(fs, fd, st->st_mode & 07777);
+		if (r < 0)
+			return r;
+	}
+	return sfs_futimens(fs, fd, ts, S_ISLNK(st->st_mode));
+}
+
+static int set_origin(struct sfs_fs *fs, struct sfs_node *n, int fd)
+{
+	uint8_t fh[256];
+	uint64_t ino = htole64(n->ino);
+	int len = sfs_encode_fh(fs, n->low[0].layer, n->low[0].fd, fh, sizeof(fh));
+	int r;
+
+	if (len > 0) {
+		r = sfs_setox(fs, fd, "origin", fh, len);
+		if (r < 0 && r != -ENOTSUP)
+			return r;
+	}
+	if (S_ISDIR(n->type))
+		return 0;
+	r = sfs_setox(fs, fd, "strata.ino", &ino, sizeof(ino));
+	return r == -ENOTSUP ? 0 : r;
+}
+
+/* Creates the object of type st in the workdir as tmp; returns an O_PATH
+ * fd to it, and in *wfd a writable fd for regular files. */
+static int create_tmp(struct sfs_fs *fs, struct sfs_node *n, const struct stat *st,
+		      const char *tmp, int *wfd)
+{
+	char target[PATH_MAX];
+	int r;
+
+	*wfd = -1;
+	switch (st->st_mode & S_IFMT) {
+	case S_IFREG:
+		r = sfs_openat(fs->workfd, tmp, O_CREAT | O_EXCL | O_RDWR, 0600);
+		if (r < 0)
+			return r;
+		*wfd = r;
+		break;
+	case S_IFDIR:
+		r = sfs_mkdirat(fs->workfd, tmp, 0700);
+		break;
+	case S_IFLNK:
+		r = sfs_readlinkat(n->low[0].fd, target, sizeof(target) - 1);
+		if (r < 0)
+			return r;
+		target[r] = '\0';
+		r = sfs_symlinkat(target, fs->workfd, tmp);
+		break;
+	default:
+		r = sfs_mknodat(fs->workfd, tmp, (st->st_mode & S_IFMT) | 0600, st->st_rdev);
+		break;
+	}
+	if (r < 0)
+		return r;
+	r = sfs_openat(fs->workfd, tmp, O_PATH | O_NOFOLLOW, 0);
+	if (r < 0 && *wfd >= 0) {
+		close(*wfd);
+		*wfd = -1;
+	}
+	return r;
+}
+
+/* Restores the parent's times after an entry was added to it: copy-up is
+ * not a modification of the directory. */
+static void keep_parent_times(struct sfs_fs *fs, int pfd, const struct stat *pst)
+{
+	struct timespec ts[2] = {pst->st_atim, pst->st_mtim};
+	sfs_futimens(fs, pfd, ts, false);
+}
+
+/* Whole-object copy-up of n (caller holds n->lock; parent has an upper). */
+static int copy_up_new(struct sfs_fs *fs, struct sfs_node *n, int pup, const char *name,
+		       enum sfs_cu how)
+{
+	_cleanup_free_ char *tmp = sfs_tmpname(fs);
+	_cleanup_close_ int wfd = -1;
+	_cleanup_close_ int rfd = -1;
+	struct stat st, pst;
+	bool meta = false, indexed = false;
+	char iname[600];
+	int fd, r;
+
+	if (!tmp)
+		return -ENOMEM;
+	r = sfs_fstatat(n->low[0].fd, "", &st, 0);
+	if (r < 0)
+		return r;
+	if (sfs_fstatat(pup, "", &pst, 0) < 0)
+		memset(&pst, 0, sizeof(pst));
+	if (S_ISREG(st.st_mode) && st.st_nlink > 1 && fs->indexfd >= 0 &&
+	    sfs_index_name(fs, n->low[0].layer, n->low[0].fd, iname, sizeof(iname)) == 0)
+		indexed = true;
+	fd = create_tmp(fs, n, &st, tmp, &wfd);
+	if (fd < 0)
+		return fd;
+	if (S_ISREG(st.st_mode) && how != SFS_CU_EMPTY) {
+		meta = how == SFS_CU_META && fs->o->metacopy && !indexed && st.st_size > 0;
+		if (meta) {
+			r = ftruncate(wfd, st.st_size) < 0 ? -errno : 0;
+			if (r == 0)
+				r = sfs_setox(fs, fd, "metacopy", "", 0);
+		} else {
+			rfd = sfs_reopen(fs, n->low[0].fd, O_RDONLY);
+			r = rfd < 0 ? rfd : copy_data(rfd, wfd, st.st_size);
+		}
+		if (r < 0)
+			goto fail;
+	}
+	if (!S_ISLNK(st.st_mode)) {
+		r = sfs_copy_xattrs(fs, n->low[0].fd, fd);
+		if (r == 0)
+			r = set_origin(fs, n, fd);
+		if (r < 0)
+			goto fail;
+	}
+	r = set_attrs(fs, fd, &st);
+	if (r < 0)
+		goto fail;
+	if (wfd >= 0 && !fs->o->nofsync && fsync(wfd) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (indexed) {
+		/* Hard links: the copy lives in index/ and every name links
+		 * to it, as overlayfs' index=on does. */
+		r = sfs_renameat2(fs->workfd, tmp, fs->indexfd, iname, RENAME_NOREPLACE);
+		if (r == -EEXIST) {
+			/* copied up before through another name */
+			sfs_unlinkat(fs->workfd, tmp, 0);
+			close(fd);
+			fd = sfs_openat(fs->indexfd, iname, O_PATH | O_NOFOLLOW, 0);
+			if (fd < 0)
+				return fd;
+			r = sfs_linkat_fd(fs, fd, pup, name);
+			if (r == 0)
+				r = sfs_nlink_adjust(fs, fd, -1);
+			if (r < 0) {
+				close(fd);
+				return r;
+			}
+			goto done;
+		}
+		if (r < 0)
+			goto fail;
+		r = sfs_linkat_fd(fs, fd, pup, name);
+		if (r == 0)
+			r = sfs_nlink_adjust(fs, fd, (int)st.st_nlink - 2);
+		if (r < 0) {
+			close(fd);
+			return r;
+		}
+	} else {
+		r = sfs_renameat2(fs->workfd, tmp, pup, name, RENAME_NOREPLACE);
+		if (r < 0)
+			goto fail;
+	}
+done:
+	if (pst.st_mtime)
+		keep_parent_times(fs, pup, &pst);
+	__atomic_store_n(&n->metacopy, meta, __ATOMIC_RELEASE);
+	n->indexed = indexed;
+	__atomic_store_n(&n->upper, fd, __ATOMIC_RELEASE);
+	return 0;
+fail:
+	close(fd);
+	if (S_ISDIR(st.st_mode))
+		sfs_unlinkat(fs->workfd, tmp, AT_REMOVEDIR);
+	else
+		sfs_unlinkat(fs->workfd, tmp, 0);
+	return r;
+}
+
+/* Completes a metacopy upper: data copied in place, then the mark removed,
+ * so a crash in between still reads the lower data. */
+static int copy_up_data(struct sfs_fs *fs, struct sfs_node *n, enum sfs_cu how)
+{
+	_cleanup_close_ int wfd = sfs_reopen(fs, n->upper, O_WRONLY);
+	_cleanup_close_ int rfd = -1;
+	struct stat st;
+	int r;
+
+	if (wfd < 0)
+		return wfd;
+	if (how == SFS_CU_EMPTY) {
+		r = ftruncate(wfd, 0) < 0 ? -errno : 0;
+	} else {
+		rfd = sfs_reopen(fs, n->low[0].fd, O_RDONLY);
+		if (rfd < 0)
+			return rfd;
+		r = sfs_fstatat(rfd, "", &st, 0);
+		if (r == 0)
+			r = copy_data(rfd, wfd, st.st_size);
+	}
+	if (r == 0 && !fs->o->nofsync && fsync(wfd) < 0)
+		r = -errno;
+	if (r == 0)
+		r = sfs_rmox(fs, n->upper, "metacopy");
+	if (r == 0) {
+		sfs_rmox(fs, n->upper, "redirect");
+		__atomic_store_n(&n->metacopy, false, __ATOMIC_RELEASE);
+	}
+	return r;
+}
+
+int sfs_copy_up(struct sfs_fs *fs, struct sfs_node *n, enum sfs_cu how)
+{
+	for (;;) {
+		struct sfs_node *parent;
+		char *name;
+		int r, up = sfs_node_upper(n);
+
+		if (up >= 0 && (how == SFS_CU_META || !__atomic_load_n(&n->metacopy, __ATOMIC_ACQUIRE)))
+			return 0;
+		if (!fs->upper)
+			return -EROFS;
+		if (up >= 0) {
+			pthread_mutex_lock(&n->lock);
+			r = n->metacopy ? copy_up_data(fs, n, how) : 0;
+			pthread_mutex_unlock(&n->lock);
+			return r;
+		}
+		pthread_mutex_lock(&n->lock);
+		parent = n->parent;
+		name = n->name ? strdup(n->name) : NULL;
+		if (parent)
+			sfs_node_ref(fs, parent);
+		pthread_mutex_unlock(&n->lock);
+		if (!parent || !name) {
+			free(name);
+			if (parent)
+				sfs_node_unref(fs, parent);
+			return -ENOENT; /* removed from the tree while open */
+		}
+		r = sfs_copy_up(fs, parent, SFS_CU_META);
+		if (r == 0) {
+			pthread_mutex_lock(&n->lock);
+			if (n->parent != parent || strcmp(n->name ? n->name : "", name)) {
+				r = 1; /* renamed meanwhile: start again */
+			} else if (n->upper >= 0) {
+				r = 0;
+				if (how != SFS_CU_META && n->metacopy)
+					r = copy_up_data(fs, n, how);
+			} else {
+				r = copy_up_new(fs, n, sfs_node_upper(parent), name, how);
+			}
+			pthread_mutex_unlock(&n->lock);
+		}
+		sfs_node_unref(fs, parent);
+		free(name);
+		if (r <= 0)
+			return r;
+	}
+}

@@ -1,0 +1,458 @@
+/* fs/dir.c: namespace operations.  Each change of the upper is one atomic
+ * step where it replaces something: objects created over a whiteout are
+ * built in the workdir and renamed over it, removals that must leave a
+ * whiteout use RENAME_WHITEOUT, renamed directories get an overlayfs
+ * redirect so their lower contents follow them. */
+#include "fs/sfs.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Fills e for node n with one kernel reference already taken. */
+static int fill_entry(struct sfs_fs *fs, struct sfs_node *n, struct fuse_entry_param *e)
+{
+	int r;
+
+	memset(e, 0, sizeof(*e));
+	r = sfs_getattr(fs, n, &e->attr);
+	if (r < 0)
+		return r;
+	e->ino = sfs_node_id(fs, n);
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
+	return 0;
+}
+
+/* Publishes the object now at parent/name as a node with a kernel ref. */
+static int publish_new(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
+		       struct fuse_entry_param *e)
+{
+	struct sfs_res res;
+	struct sfs_node *n;
+	int r = sfs_resolve(fs, parent, name, &res);
+
+	if (r < 0)
+		return r;
+	r = sfs_node_publish(fs, parent, name, &res, true, &n);
+	sfs_res_free(&res);
+	if (r < 0)
+		return r;
+	r = fill_entry(fs, n, e);
+	if (r < 0)
+		sfs_node_forget(fs, n, 1);
+	return r;
+}
+
+/* Whether the upper dir has a whiteout at name (-errno on errors). */
+static int upper_whiteout_at(int pup, const char *name)
+{
+	struct stat st;
+	int r = sfs_fstatat(pup, name, &st, 0);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	return sfs_is_whiteout(&st) ? 1 : -EEXIST;
+}
+
+static int make_object(struct sfs_fs *fs, int dirfd, const char *name, mode_t mode, dev_t rdev,
+		       const char *link, int oflags, int *openfd)
+{
+	int r;
+
+	switch (mode & S_IFMT) {
+	case S_IFDIR:
+		return sfs_mkdirat(dirfd, name, mode & 07777);
+	case S_IFLNK:
+		return sfs_symlinkat(link, dirfd, name);
+	case S_IFREG:
+		if (openfd) {
+			r = sfs_openat(dirfd, name,
+				       (oflags & ~(O_NOFOLLOW | O_TRUNC)) | O_CREAT | O_EXCL,
+				       mode & 07777);
+			if (r < 0)
+				return r;
+			*openfd = r;
+			return 0;
+		}
+		/* fallthrough */
+	default:
+		return sfs_mknodat(dirfd, name, mode, rdev);
+	}
+}
+
+int sfs_create_node(struct sfs_fs *fs, struct sfs_node *parent, const char *name, mode_t mode,
+		    dev_t rdev, const char *link, const struct sfs_ctx *ctx,
+		    struct fuse_entry_param *e, int *openfd, int oflags)
+{
+	_cleanup_free_ char *tmp = NULL;
+	_cleanup_close_ int fd = -1;
+	struct stat pst;
+	uid_t uid;
+	gid_t gid;
+	int pup, wh, r, dirfd;
+	const char *where;
+
+	if (openfd)
+		*openfd = -1;
+	if (!fs->upper)
+		return -EROFS;
+	r = sfs_copy_up(fs, parent, SFS_CU_META);
+	if (r < 0)
+		return r;
+	pup = sfs_node_upper(parent);
+	wh = upper_whiteout_at(pup, name);
+	if (wh < 0)
+		return wh;
+	r = sfs_fstatat(pup, "", &pst, 0);
+	if (r < 0)
+		return r;
+	uid = sfs_uid_to_disk(fs, ctx->uid);
+	gid = (pst.st_mode & S_ISGID) ? pst.st_gid : sfs_gid_to_disk(fs, ctx->gid);
+	if (S_ISDIR(mode) && (pst.st_mode & S_ISGID))
+		mode |= S_ISGID;
+	if (wh) {
+		tmp = sfs_tmpname(fs);
+		if (!tmp)
+			return -ENOMEM;
+		dirfd = fs->workfd;
+		where = tmp;
+	} else {
+		dirfd = pup;
+		where = name;
+	}
+	r = make_object(fs, dirfd, where, mode, rdev, link, oflags, openfd);
+	if (r < 0)
+		return r;
+	fd = sfs_openat(dirfd, where, O_PATH | O_NOFOLLOW, 0);
+	if (fd < 0) {
+		r = fd;
+		goto fail;
+	}
+	r = sfs_fchown(fd, uid, gid);
+	if (r == 0 && !S_ISLNK(mode) && (mode & 07000))
+		r = sfs_fchmod(fs, fd, mode & 07777); /* chown cleared the set-id bits */
+	/* A directory made where a lower one was deleted must not show the
+	 * old contents. */
+	if (r == 0 && wh && S_ISDIR(mode))
+		r = sfs_setox(fs, fd, "opaque", "y", 1);
+	if (r < 0)
+		goto fail;
+	if (wh) {
+		if (S_ISDIR(mode)) {
+			r = sfs_renameat2(fs->workfd, tmp, pup, name, RENAME_EXCHANGE);
+			if (r == 0)
+				sfs_unlinkat(fs->workfd, tmp, 0);
+		} else {
+			r = sfs_renameat2(fs->workfd, tmp, pup, name, 0);
+		}
+		if (r < 0)
+			goto fail;
+	}
+	r = publish_new(fs, parent, name, e);
+	if (r < 0 && openfd && *openfd >= 0) {
+		close(*openfd);
+		*openfd = -1;
+	}
+	return r;
+fail:
+	if (openfd && *openfd >= 0) {
+		close(*openfd);
+		*openfd = -1;
+	}
+	sfs_unlinkat(dirfd, where, S_ISDIR(mode) ? AT_REMOVEDIR : 0);
+	return r;
+}
+
+int sfs_link(struct sfs_fs *fs, struct sfs_node *n, struct sfs_node *parent, const char *name,
+	     struct fuse_entry_param *e)
+{
+	int r, pup, wh;
+
+	if (!fs->upper)
+		return -EROFS;
+	if (S_ISDIR(n->type))
+		return -EPERM;
+	r = sfs_copy_up(fs, n, SFS_CU_DATA);
+	if (r == 0)
+		r = sfs_copy_up(fs, parent, SFS_CU_META);
+	if (r < 0)
+		return r;
+	pup = sfs_node_upper(parent);
+	wh = upper_whiteout_at(pup, name);
+	if (wh < 0)
+		return wh;
+	if (wh) {
+		_cleanup_free_ char *tmp = sfs_tmpname(fs);
+		if (!tmp)
+			return -ENOMEM;
+		r = sfs_linkat_fd(fs, sfs_node_upper(n), fs->workfd, tmp);
+		if (r == 0) {
+			r = sfs_renameat2(fs->workfd, tmp, pup, name, 0);
+			if (r < 0)
+				sfs_unlinkat(fs->workfd, tmp, 0);
+		}
+	} else {
+		r = sfs_linkat_fd(fs, sfs_node_upper(n), pup, name);
+	}
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&fs->table_lock);
+	n->nlookup++;
+	pthread_mutex_unlock(&fs->table_lock);
+	r = fill_entry(fs, n, e);
+	if (r < 0)
+		sfs_node_forget(fs, n, 1);
+	return r;
+}
+
+/* Replaces the upper entry name in dir pup by a whiteout, atomically, and
+ * disposes of the old entry. */
+static int replace_with_whiteout(struct sfs_fs *fs, int pup, const char *name, bool dir)
+{
+	_cleanup_free_ char *tmp = sfs_tmpname(fs);
+	int r;
+
+	if (!tmp)
+		return -ENOMEM;
+	r = sfs_renameat2(pup, name, fs->workfd, tmp, RENAME_WHITEOUT);
+	if (r == -EINVAL || r == -EPERM || r == -ENOTSUP) {
+		/* no RENAME_WHITEOUT here: build the whiteout and swap */
+		r = sfs_make_whiteout(fs, fs->workfd, tmp);
+		if (r < 0)
+			return r;
+		r = sfs_renameat2(fs->workfd, tmp, pup, name, RENAME_EXCHANGE);
+		if (r < 0) {
+			sfs_unlinkat(fs->workfd, tmp, 0);
+			return r;
+		}
+	}
+	if (r < 0)
+		return r;
+	return dir ? su_rm_rf_at(fs->workfd, tmp) : sfs_unlinkat(fs->workfd, tmp, 0);
+}
+
+/* Marks the node of ino as no longer reachable through parent/name. */
+static void forget_name(struct sfs_fs *fs, uint64_t ino, struct sfs_node *parent,
+			const char *name)
+{
+	struct sfs_node *n = sfs_node_find(fs, ino, false);
+
+	if (!n)
+		return;
+	pthread_mutex_lock(&n->lock);
+	bool same = n->parent == parent && n->name && !strcmp(n->name, name);
+	pthread_mutex_unlock(&n->lock);
+	if (same)
+		sfs_node_drop_alias(fs, n);
+	sfs_node_unref(fs, n);
+}
+
+/* A throwaway node view of a resolved object, for listing helpers. */
+static void res_view(struct sfs_res *res, struct sfs_node *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->upper = res->upper;
+	v->nlow = res->nlow;
+	v->low = res->low;
+	v->type = res->type;
+	v->ino = res->ino;
+}
+
+int sfs_unlink(struct sfs_fs *fs, struct sfs_node *parent, const char *name, bool dir)
+{
+	struct sfs_res res;
+	struct sfs_node view;
+	bool lower;
+	int r, pup;
+
+	if (!fs->upper)
+		return -EROFS;
+	r = sfs_resolve(fs, parent, name, &res);
+	if (r < 0)
+		return r;
+	if (dir != S_ISDIR(res.type)) {
+		r = dir ? -ENOTDIR : -EISDIR;
+		goto out;
+	}
+	if (dir) {
+		res_view(&res, &view);
+		r = sfs_dir_check_empty(fs, &view);
+		if (r < 0)
+			goto out;
+	}
+	r = sfs_copy_up(fs, parent, SFS_CU_META);
+	if (r < 0)
+		goto out;
+	pup = sfs_node_upper(parent);
+	lower = sfs_lower_has(fs, parent, name);
+	/* An upper entry is the real object unless it came from the index
+	 * for a name that only the lower has. */
+	struct stat ust;
+	bool upper_named = res.upper >= 0 && sfs_fstatat(pup, name, &ust, 0) == 0;
+	if (upper_named && lower) {
+		r = replace_with_whiteout(fs, pup, name, dir);
+	} else if (upper_named) {
+		if (dir) {
+			r = sfs_dir_clear_whiteouts(fs, res.upper);
+			if (r == 0)
+				r = sfs_unlinkat(pup, name, AT_REMOVEDIR);
+		} else {
+			r = sfs_unlinkat(pup, name, 0);
+		}
+	} else {
+		r = sfs_make_whiteout(fs, pup, name);
+		if (r == 0 && res.indexed)
+			sfs_nlink_adjust(fs, res.upper, -1);
+	}
+	if (r == 0)
+		forget_name(fs, res.ino, parent, name);
+out:
+	sfs_res_free(&res);
+	return r;
+}
+
+/* Prepares a node about to move to (newparent, newname): copied up, and
+ * marked so that a remount finds its lower contents (redirect) and does not
+ * merge what lies under its new name (opaque). */
+static int prepare_move(struct sfs_fs *fs, struct sfs_node *n, bool target_has_lower)
+{
+	int r = sfs_copy_up(fs, n, SFS_CU_META);
+	int up;
+
+	if (r < 0)
+		return r;
+	up = sfs_node_upper(n);
+	if (n->nlow && n->lowpath && (S_ISDIR(n->type) || n->metacopy)) {
+		_cleanup_free_ char *rd = su_asprintf("/%s", n->lowpath);
+		if (!rd)
+			return -ENOMEM;
+		r = sfs_setox(fs, up, "redirect", rd, strlen(rd));
+		if (r < 0)
+			return r;
+	} else if (S_ISDIR(n->type) && target_has_lower) {
+		r = sfs_setox(fs, up, "opaque", "y", 1);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int node_for(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
+		    struct sfs_node **out)
+{
+	struct sfs_res res;
+	int r = sfs_resolve(fs, parent, name, &res);
+
+	if (r < 0)
+		return r;
+	r = sfs_node_publish(fs, parent, name, &res, false, out);
+	sfs_res_free(&res);
+	return r;
+}
+
+static int do_rename(struct sfs_fs *fs, struct sfs_node *p1, const char *n1, struct sfs_node *p2,
+		     const char *n2, struct sfs_node *src, struct sfs_node *dst, unsigned flags)
+{
+	int up1 = sfs_node_upper(p1), up2 = sfs_node_upper(p2);
+	bool src_lower = sfs_lower_has(fs, p1, n1);
+	bool dst_lower = sfs_lower_has(fs, p2, n2);
+	int r, wh;
+
+	if (flags & RENAME_EXCHANGE) {
+		r = prepare_move(fs, src, dst_lower);
+		if (r == 0)
+			r = prepare_move(fs, dst, src_lower);
+		if (r == 0)
+			r = sfs_renameat2(up1, n1, up2, n2, RENAME_EXCHANGE);
+		return r;
+	}
+	r = prepare_move(fs, src, dst_lower);
+	if (r < 0)
+		return r;
+	if (dst && S_ISDIR(dst->type) && sfs_node_upper(dst) >= 0) {
+		r = sfs_dir_clear_whiteouts(fs, sfs_node_upper(dst));
+		if (r < 0)
+			return r;
+	}
+	wh = upper_whiteout_at(up2, n2);
+	if (wh < 0 && wh != -EEXIST)
+		return wh;
+	if (wh == 1 && S_ISDIR(src->type)) {
+		/* a directory cannot replace a device: swap with the whiteout,
+		 * which then covers the old name if a lower needs it */
+		r = sfs_renameat2(up1, n1, up2, n2, RENAME_EXCHANGE);
+		if (r == 0 && !src_lower)
+			sfs_unlinkat(up1, n1, 0);
+		return r;
+	}
+	r = sfs_renameat2(up1, n1, up2, n2, src_lower ? RENAME_WHITEOUT : 0);
+	if (src_lower && (r == -EINVAL || r == -ENOTSUP)) {
+		r = sfs_renameat2(up1, n1, up2, n2, 0);
+		if (r == 0)
+			r = sfs_make_whiteout(fs, up1, n1);
+	}
+	return r;
+}
+
+int sfs_rename(struct sfs_fs *fs, struct sfs_node *p1, const char *n1, struct sfs_node *p2,
+	       const char *n2, unsigned flags)
+{
+	struct sfs_node *src = NULL, *dst = NULL;
+	int r;
+
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return -EINVAL;
+	if (!fs->upper)
+		return -EROFS;
+	r = node_for(fs, p1, n1, &src);
+	if (r < 0)
+		return r;
+	r = node_for(fs, p2, n2, &dst);
+	if (r == -ENOENT) {
+		dst = NULL;
+		r = (flags & RENAME_EXCHANGE) ? -ENOENT : 0;
+	} else if (r == 0 && (flags & RENAME_NOREPLACE)) {
+		r = -EEXIST;
+	}
+	if (r < 0)
+		goto out;
+	if (dst == src)
+		goto out; /* two names of one file: nothing to do */
+	if (dst && !(flags & RENAME_EXCHANGE)) {
+		if (S_ISDIR(src->type) && !S_ISDIR(dst->type))
+			r = -ENOTDIR;
+		else if (!S_ISDIR(src->type) && S_ISDIR(dst->type))
+			r = -EISDIR;
+		else if (S_ISDIR(dst->type))
+			r = sfs_dir_check_empty(fs, dst);
+		if (r < 0)
+			goto out;
+	}
+	r = sfs_copy_up(fs, p1, SFS_CU_META);
+	if (r == 0)
+		r = sfs_copy_up(fs, p2, SFS_CU_META);
+	if (r == 0)
+		r = do_rename(fs, p1, n1, p2, n2, src, dst, flags);
+	if (r < 0)
+		goto out;
+	if (p1 != p2 && (src->nlow || S_ISDIR(src->type)))
+		sfs_setox(fs, sfs_node_upper(p2), "impure", "y", 1);
+	if (flags & RENAME_EXCHANGE) {
+		sfs_node_set_alias(fs, src, p2, n2);
+		sfs_node_set_alias(fs, dst, p1, n1);
+	} else {
+		if (dst)
+			sfs_node_drop_alias(fs, dst);
+		sfs_node_set_alias(fs, src, p2, n2);
+	}
+out:
+	if (src)
+		sfs_node_unref(fs, src);
+	if (dst)
+		sfs_node_unref(fs, dst);
+	return r;
+}

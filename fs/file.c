@@ -1,0 +1,80 @@
+/* fs/file.c: open files.  Opening for writing copies up first; a read-only
+ * open of a lower file reads the lower until the file is copied up through
+ * another handle, then switches to the upper so every reader sees the
+ * writes (POSIX; old overlayfs kept reading the stale lower). */
+#include "fs/sfs.h"
+
+#include <fcntl.h>
+#include <string.h>
+
+int sfs_open(struct sfs_fs *fs, struct sfs_node *n, int flags, struct sfs_file **out)
+{
+	struct sfs_file *f;
+	bool write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+	int fd, r;
+
+	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY);
+	if (write) {
+		if (!fs->upper)
+			return -EROFS;
+		r = sfs_copy_up(fs, n, (flags & O_TRUNC) ? SFS_CU_EMPTY : SFS_CU_DATA);
+		if (r < 0)
+			return r;
+	}
+	if (fs->o->writeback) {
+		/* the kernel reads to fill pages of write-only files and
+		 * handles O_APPEND itself */
+		if ((flags & O_ACCMODE) == O_WRONLY)
+			flags = (flags & ~O_ACCMODE) | O_RDWR;
+		flags &= ~O_APPEND;
+	}
+	fd = sfs_reopen(fs, sfs_node_datafd(n), flags);
+	if (fd < 0)
+		return fd;
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		close(fd);
+		return -ENOMEM;
+	}
+	f->fd = fd;
+	f->flags = flags;
+	f->node = n;
+	f->lower = sfs_node_datafd(n) != sfs_node_upper(n);
+	pthread_mutex_init(&f->lock, NULL);
+	sfs_node_ref(fs, n);
+	*out = f;
+	return 0;
+}
+
+int sfs_file_readfd(struct sfs_fs *fs, struct sfs_file *f)
+{
+	int fd;
+
+	if (!__atomic_load_n(&f->lower, __ATOMIC_ACQUIRE))
+		return f->fd;
+	pthread_mutex_lock(&f->lock);
+	if (f->lower && sfs_node_datafd(f->node) == sfs_node_upper(f->node)) {
+		fd = sfs_reopen(fs, sfs_node_upper(f->node), f->flags & ~O_TRUNC);
+		if (fd >= 0) {
+			/* the old fd may be in use by a concurrent read; it is
+			 * kept open until release */
+			int old = f->fd;
+			f->fd = fd;
+			f->oldfd = old;
+			__atomic_store_n(&f->lower, false, __ATOMIC_RELEASE);
+		}
+	}
+	fd = f->fd;
+	pthread_mutex_unlock(&f->lock);
+	return fd;
+}
+
+void sfs_release(struct sfs_fs *fs, struct sfs_file *f)
+{
+	close(f->fd);
+	if (f->oldfd > 0)
+		close(f->oldfd);
+	pthread_mutex_destroy(&f->lock);
+	sfs_node_unref(fs, f->node);
+	free(f);
+}

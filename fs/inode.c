@@ -1,0 +1,209 @@
+/* fs/inode.c: the node table.  Nodes are keyed by their presented st_ino so
+ * every name of one object (hard links, a copied-up file and its lower) is
+ * one node; the FUSE node id is the node's address.  Lock order: table_lock
+ * is innermost and held only for table and counter updates. */
+#include "fs/sfs.h"
+
+#include <string.h>
+
+struct sfs_node *sfs_node_get(struct sfs_fs *fs, fuse_ino_t nodeid)
+{
+	return nodeid == FUSE_ROOT_ID ? fs->root : (struct sfs_node *)(uintptr_t)nodeid;
+}
+
+fuse_ino_t sfs_node_id(struct sfs_fs *fs, struct sfs_node *n)
+{
+	return n == fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
+}
+
+int sfs_node_upper(struct sfs_node *n)
+{
+	return __atomic_load_n(&n->upper, __ATOMIC_ACQUIRE);
+}
+
+int sfs_node_datafd(struct sfs_node *n)
+{
+	int up = sfs_node_upper(n);
+
+	if (up >= 0 && !__atomic_load_n(&n->metacopy, __ATOMIC_ACQUIRE))
+		return up;
+	return n->nlow ? n->low[0].fd : up;
+}
+
+int sfs_node_metafd(struct sfs_node *n)
+{
+	int up = sfs_node_upper(n);
+	return up >= 0 ? up : n->low[0].fd;
+}
+
+static void node_free(struct sfs_fs *fs, struct sfs_node *n)
+{
+	if (n->upper >= 0)
+		close(n->upper);
+	for (int i = 0; i < n->nlow; i++)
+		close(n->low[i].fd);
+	free(n->low);
+	free(n->lowpath);
+	free(n->name);
+	pthread_mutex_destroy(&n->lock);
+	free(n);
+}
+
+/* Drops one reference of either kind; frees the node, and then walks up
+ * releasing the reference each freed node held on its parent. */
+static void node_put(struct sfs_fs *fs, struct sfs_node *n, uint64_t lookups, uint64_t refs)
+{
+	while (n) {
+		struct sfs_node *parent = NULL;
+		bool dead;
+
+		pthread_mutex_lock(&fs->table_lock);
+		n->nlookup -= lookups < n->nlookup ? lookups : n->nlookup;
+		n->refs -= refs < n->refs ? refs : n->refs;
+		dead = n->nlookup == 0 && n->refs == 0 && n != fs->root;
+		if (dead && n->hh.tbl) {
+			struct sfs_node *cur = NULL;
+			HASH_FIND(hh, fs->nodes, &n->ino, sizeof(n->ino), cur);
+			if (cur == n)
+				HASH_DELETE(hh, fs->nodes, n);
+		}
+		pthread_mutex_unlock(&fs->table_lock);
+		if (!dead)
+			return;
+		parent = n->parent;
+		node_free(fs, n);
+		n = parent;
+		lookups = 0;
+		refs = 1;
+	}
+}
+
+void sfs_node_ref(struct sfs_fs *fs, struct sfs_node *n)
+{
+	pthread_mutex_lock(&fs->table_lock);
+	n->refs++;
+	pthread_mutex_unlock(&fs->table_lock);
+}
+
+void sfs_node_unref(struct sfs_fs *fs, struct sfs_node *n)
+{
+	node_put(fs, n, 0, 1);
+}
+
+void sfs_node_forget(struct sfs_fs *fs, struct sfs_node *n, uint64_t nlookup)
+{
+	node_put(fs, n, nlookup, 0);
+}
+
+int sfs_node_set_alias(struct sfs_fs *fs, struct sfs_node *n, struct sfs_node *parent,
+		       const char *name)
+{
+	char *nm = strdup(name);
+	struct sfs_node *old;
+	char *oldname;
+
+	if (!nm)
+		return -ENOMEM;
+	sfs_node_ref(fs, parent);
+	pthread_mutex_lock(&n->lock);
+	old = n->parent;
+	oldname = n->name;
+	n->parent = parent;
+	n->name = nm;
+	n->unlinked = false;
+	pthread_mutex_unlock(&n->lock);
+	free(oldname);
+	if (old)
+		sfs_node_unref(fs, old);
+	return 0;
+}
+
+void sfs_node_drop_alias(struct sfs_fs *fs, struct sfs_node *n)
+{
+	struct sfs_node *old;
+	char *oldname;
+
+	pthread_mutex_lock(&n->lock);
+	old = n->parent;
+	oldname = n->name;
+	n->parent = NULL;
+	n->name = NULL;
+	n->unlinked = true;
+	pthread_mutex_unlock(&n->lock);
+	free(oldname);
+	if (old)
+		sfs_node_unref(fs, old);
+}
+
+/* Finds the live node of ino, taking a reference of the given kind. */
+struct sfs_node *sfs_node_find(struct sfs_fs *fs, uint64_t ino, bool lookup)
+{
+	struct sfs_node *n = NULL;
+
+	pthread_mutex_lock(&fs->table_lock);
+	HASH_FIND(hh, fs->nodes, &ino, sizeof(ino), n);
+	if (n) {
+		if (lookup)
+			n->nlookup++;
+		else
+			n->refs++;
+	}
+	pthread_mutex_unlock(&fs->table_lock);
+	return n;
+}
+
+/* Publishes the resolved object: the existing node of that inode when it is
+ * still the same object, else a new node owning res's fds. */
+int sfs_node_publish(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
+		     struct sfs_res *res, bool lookup, struct sfs_node **out)
+{
+	struct sfs_node *n, *cur = NULL;
+
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	pthread_mutex_init(&n->lock, NULL);
+	n->ino = res->ino;
+	n->type = res->type;
+	n->upper = res->upper;
+	n->metacopy = res->metacopy;
+	n->indexed = res->indexed;
+	n->nlow = res->nlow;
+	n->low = res->low;
+	n->lowpath = res->lowpath;
+	if (lookup)
+		n->nlookup = 1;
+	else
+		n->refs = 1;
+
+	pthread_mutex_lock(&fs->table_lock);
+	HASH_FIND(hh, fs->nodes, &n->ino, sizeof(n->ino), cur);
+	/* A node of the same number that lost its last name, or changed
+	 * type, is an older object whose inode number was reused. */
+	if (cur && !cur->unlinked && cur->type == n->type) {
+		if (lookup)
+			cur->nlookup++;
+		else
+			cur->refs++;
+		pthread_mutex_unlock(&fs->table_lock);
+		free(n);
+		sfs_res_free(res);
+		n = cur;
+	} else {
+		if (cur)
+			HASH_DELETE(hh, fs->nodes, cur);
+		HASH_ADD(hh, fs->nodes, ino, sizeof(n->ino), n);
+		pthread_mutex_unlock(&fs->table_lock);
+		memset(res, 0, sizeof(*res));
+		res->upper = -1;
+	}
+	if (parent && name) {
+		int r = sfs_node_set_alias(fs, n, parent, name);
+		if (r < 0) {
+			node_put(fs, n, lookup ? 1 : 0, lookup ? 0 : 1);
+			return r;
+		}
+	}
+	*out = n;
+	return 0;
+}

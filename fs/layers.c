@@ -1,0 +1,302 @@
+/* fs/layers.c: opening the layers and the workdir, the overlayfs on-disk
+ * vocabulary (xattr names, whiteouts, opaque directories, file handles) and
+ * inode numbering. */
+#include "fs/sfs.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <xxhash.h>
+
+#ifndef FS_IOC_GETFSUUID
+struct fsuuid2 {
+	uint8_t len;
+	uint8_t uuid[16];
+};
+#define FS_IOC_GETFSUUID _IOR(0x15, 0, struct fsuuid2)
+#endif
+
+#define INO_BITS 56
+#define INO_MASK ((UINT64_C(1) << INO_BITS) - 1)
+
+static bool in_initial_userns(void)
+{
+	_cleanup_free_ char *map = NULL;
+	unsigned long a, b, c;
+
+	if (su_read_file(AT_FDCWD, "/proc/self/uid_map", &map, NULL, 4096) < 0)
+		return false;
+	return sscanf(map, "%lu %lu %lu", &a, &b, &c) == 3 && a == 0 && b == 0 &&
+	       c == 4294967295UL;
+}
+
+static int open_layer(struct sfs_fs *fs, struct sfs_layer *l, const char *path, bool upper,
+		      char *err, size_t errlen)
+{
+	struct stat st;
+	int rfd;
+
+	l->fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (l->fd < 0) {
+		snprintf(err, errlen, "%s \"%s\": %s", upper ? "upperdir" : "lowerdir", path,
+			 strerror(errno));
+		return -errno;
+	}
+	l->path = strdup(path);
+	l->upper = upper;
+	if (!l->path || fstat(l->fd, &st) < 0)
+		return -ENOMEM;
+	l->dev = st.st_dev;
+	rfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rfd >= 0) {
+		struct fsuuid2 u = {.len = 16};
+		if (ioctl(rfd, FS_IOC_GETFSUUID, &u) == 0 && u.len == 16) {
+			memcpy(l->uuid, u.uuid, 16);
+			l->has_uuid = true;
+		}
+		close(rfd);
+	}
+	for (int i = 0; i < fs->nlayers; i++)
+		if (fs->layers[i].dev == l->dev) {
+			l->fsidx = fs->layers[i].fsidx;
+			return 0;
+		}
+	l->fsidx = 0;
+	for (int i = 0; i < fs->nlayers; i++)
+		if (fs->layers[i].fsidx >= l->fsidx)
+			l->fsidx = fs->layers[i].fsidx + 1;
+	return 0;
+}
+
+/* Empties workdir/work of what a crashed mount left behind, so no partial
+ * copy-up ever becomes visible. */
+static int prepare_workdir(struct sfs_fs *fs, const char *workdir, char *err, size_t errlen)
+{
+	_cleanup_close_ int wfd = open(workdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct stat st;
+	int r;
+
+	if (wfd < 0) {
+		snprintf(err, errlen, "workdir \"%s\": %s", workdir, strerror(errno));
+		return -errno;
+	}
+	if (fstat(wfd, &st) < 0 || st.st_dev != fs->upper->dev) {
+		snprintf(err, errlen, "workdir \"%s\" and upperdir \"%s\" must be on the same filesystem",
+			 workdir, fs->upper->path);
+		return -EXDEV;
+	}
+	r = su_rm_rf_at(wfd, "work");
+	if (r < 0 && r != -ENOENT) {
+		snprintf(err, errlen, "cleaning workdir \"%s/work\": %s", workdir, strerror(-r));
+		return r;
+	}
+	if (mkdirat(wfd, "work", 0) < 0) {
+		snprintf(err, errlen, "workdir \"%s\": %s", workdir, strerror(errno));
+		return -errno;
+	}
+	fs->workfd = openat(wfd, "work", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fs->workfd < 0)
+		return -errno;
+	fs->indexfd = -1;
+	if (fs->o->index) {
+		if (mkdirat(wfd, "index", 0700) < 0 && errno != EEXIST)
+			return 0; /* hard links then break on copy-up, as without index */
+		fs->indexfd = openat(wfd, "index", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	}
+	return 0;
+}
+
+int sfs_fs_init(struct sfs_fs *fs, struct sfs_opts *o, char *err, size_t errlen)
+{
+	_cleanup_free_ char *upper_real = NULL;
+	char **lowers;
+	int n, r;
+
+	memset(fs, 0, sizeof(*fs));
+	fs->o = o;
+	fs->workfd = fs->indexfd = fs->procfd = -1;
+	fs->timeout = o->timeout;
+	fs->uid = geteuid();
+	pthread_mutex_init(&fs->table_lock, NULL);
+	if (!o->lowerdir) {
+		snprintf(err, errlen, "no lowerdir specified (-o lowerdir=DIR[:DIR...])");
+		return -EINVAL;
+	}
+	if (o->upperdir && !o->workdir) {
+		snprintf(err, errlen, "upperdir needs a workdir (-o workdir=DIR)");
+		return -EINVAL;
+	}
+	if (o->workdir && !o->upperdir) {
+		snprintf(err, errlen, "workdir given without upperdir");
+		return -EINVAL;
+	}
+	lowers = su_split_escaped(o->lowerdir, ':');
+	if (!lowers)
+		return -ENOMEM;
+	n = su_strv_len(lowers);
+	fs->layers = calloc(n + 1, sizeof(*fs->layers));
+	if (!fs->layers) {
+		su_strv_free(lowers);
+		return -ENOMEM;
+	}
+	r = 0;
+	if (o->upperdir) {
+		r = open_layer(fs, &fs->layers[0], o->upperdir, true, err, errlen);
+		fs->nlayers = 1;
+		fs->upper = &fs->layers[0];
+	}
+	fs->first_lower = fs->nlayers;
+	for (int i = 0; i < n && r == 0; i++) {
+		if (!*lowers[i]) {
+			snprintf(err, errlen, "empty path in lowerdir \"%s\"", o->lowerdir);
+			r = -EINVAL;
+			break;
+		}
+		r = open_layer(fs, &fs->layers[fs->nlayers], lowers[i], false, err, errlen);
+		if (r == 0)
+			fs->nlayers++;
+	}
+	su_strv_free(lowers);
+	if (r < 0)
+		return r;
+	if (fs->upper) {
+		r = prepare_workdir(fs, o->workdir, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	fs->procfd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fs->procfd < 0) {
+		snprintf(err, errlen, "/proc/self/fd: %s (is /proc mounted?)", strerror(errno));
+		return -errno;
+	}
+	if (!o->userxattr && fs->uid == 0 && in_initial_userns())
+		strcpy(fs->xp, "trusted.overlay.");
+	else
+		strcpy(fs->xp, "user.overlay.");
+	fs->xplen = strlen(fs->xp);
+	return 0;
+}
+
+void sfs_fs_destroy(struct sfs_fs *fs)
+{
+	for (int i = 0; i < fs->nlayers; i++) {
+		close(fs->layers[i].fd);
+		free(fs->layers[i].path);
+	}
+	free(fs->layers);
+	if (fs->workfd >= 0)
+		close(fs->workfd);
+	if (fs->indexfd >= 0)
+		close(fs->indexfd);
+	if (fs->procfd >= 0)
+		close(fs->procfd);
+}
+
+ssize_t sfs_getox(struct sfs_fs *fs, int fd, const char *name, void *buf, size_t len)
+{
+	char x[64];
+
+	snprintf(x, sizeof(x), "%s%s", fs->xp, name);
+	return sfs_fgetxattr(fs, fd, x, buf, len);
+}
+
+int sfs_setox(struct sfs_fs *fs, int fd, const char *name, const void *val, size_t len)
+{
+	char x[64];
+
+	snprintf(x, sizeof(x), "%s%s", fs->xp, name);
+	return sfs_fsetxattr(fs, fd, x, val, len, 0);
+}
+
+int sfs_rmox(struct sfs_fs *fs, int fd, const char *name)
+{
+	char x[64];
+	int r;
+
+	snprintf(x, sizeof(x), "%s%s", fs->xp, name);
+	r = sfs_fremovexattr(fs, fd, x);
+	return r == -ENODATA ? 0 : r;
+}
+
+bool sfs_is_private_xattr(struct sfs_fs *fs, const char *name)
+{
+	return su_str_has_prefix(name, "trusted.overlay.") ||
+	       su_str_has_prefix(name, "user.overlay.") ||
+	       su_str_has_prefix(name, "user.fuseoverlayfs.");
+}
+
+bool sfs_is_whiteout(const struct stat *st)
+{
+	return S_ISCHR(st->st_mode) && st->st_rdev == makedev(0, 0);
+}
+
+static bool xattr_is_y(struct sfs_fs *fs, int fd, const char *name)
+{
+	char v[4];
+	ssize_t r = sfs_fgetxattr(fs, fd, name, v, sizeof(v));
+	return r == 1 && v[0] == 'y';
+}
+
+bool sfs_lower_dir_opaque(struct sfs_fs *fs, int fd)
+{
+	struct stat st;
+
+	if (xattr_is_y(fs, fd, fs->xp[0] == 't' ? "trusted.overlay.opaque" : "user.overlay.opaque"))
+		return true;
+	if (fs->xp[0] == 't' && xattr_is_y(fs, fd, "user.overlay.opaque"))
+		return true;
+	if (xattr_is_y(fs, fd, "user.fuseoverlayfs.opaque"))
+		return true;
+	return sfs_fstatat(fd, ".wh..wh..opq", &st, 0) == 0;
+}
+
+bool sfs_upper_dir_opaque(struct sfs_fs *fs, int fd)
+{
+	char v[4];
+	return sfs_getox(fs, fd, "opaque", v, sizeof(v)) == 1 && v[0] == 'y';
+}
+
+int sfs_make_whiteout(struct sfs_fs *fs, int dirfd, const char *name)
+{
+	return sfs_mknodat(dirfd, name, S_IFCHR | 0, makedev(0, 0));
+}
+
+uint64_t sfs_make_ino(struct sfs_fs *fs, int layer, ino_t ino)
+{
+	uint64_t v = ino;
+
+	/* Real inode numbers of every layer on one filesystem are already
+	 * unique; the filesystem index in the high bits separates the rest. */
+	if (v & ~INO_MASK)
+		v = XXH3_64bits(&v, sizeof(v)) & INO_MASK;
+	return ((uint64_t)fs->layers[layer].fsidx << INO_BITS) | v;
+}
+
+int sfs_encode_fh(struct sfs_fs *fs, int layer, int fd, uint8_t *buf, size_t len)
+{
+	struct {
+		struct file_handle h;
+		uint8_t data[MAX_HANDLE_SZ];
+	} fh;
+	int mnt;
+	size_t total;
+
+	fh.h.handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(fd, "", &fh.h, &mnt, AT_EMPTY_PATH) < 0)
+		return -errno;
+	total = 21 + fh.h.handle_bytes;
+	if (total > len || total > 255)
+		return -EOVERFLOW;
+	/* struct ovl_fb: version, magic, len, flags, type, uuid, fid */
+	buf[0] = 0;
+	buf[1] = 0xfb;
+	buf[2] = (uint8_t)total;
+	buf[3] = __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? 1 : 0;
+	buf[4] = (uint8_t)fh.h.handle_type;
+	memcpy(buf + 5, fs->layers[layer].uuid, 16);
+	memcpy(buf + 21, fh.h.f_handle, fh.h.handle_bytes);
+	return (int)total;
+}

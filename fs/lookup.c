@@ -1,0 +1,294 @@
+/* fs/lookup.c: resolving a name in a merged directory: the upper entry, then
+ * the lowers top-down, stopping at whiteouts (0/0 devices, .wh.NAME) and
+ * opaque directories, following overlayfs redirects of renamed directories
+ * and the index of copied-up hard links. */
+#include "fs/sfs.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+void sfs_res_free(struct sfs_res *res)
+{
+	if (res->upper >= 0)
+		close(res->upper);
+	for (int i = 0; i < res->nlow; i++)
+		close(res->low[i].fd);
+	free(res->low);
+	free(res->lowpath);
+	memset(res, 0, sizeof(*res));
+	res->upper = -1;
+}
+
+static int add_lower(struct sfs_res *res, int fd, int layer)
+{
+	struct sfs_lower *l = realloc(res->low, (res->nlow + 1) * sizeof(*l));
+
+	if (!l) {
+		close(fd);
+		return -ENOMEM;
+	}
+	res->low = l;
+	res->low[res->nlow++] = (struct sfs_lower){fd, layer};
+	return 0;
+}
+
+/* Opens a path below a layer root without following symlinks or leaving it
+ * (absolute redirects name such paths). */
+static int open_beneath(int dirfd, const char *path)
+{
+	struct open_how how = {
+		.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	int r = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	return r < 0 ? -errno : r;
+}
+
+static bool has_oci_whiteout(int dirfd, const char *name)
+{
+	char wh[NAME_MAX + 8];
+	struct stat st;
+
+	if (snprintf(wh, sizeof(wh), ".wh.%s", name) >= (int)sizeof(wh))
+		return false;
+	return sfs_fstatat(dirfd, wh, &st, 0) == 0;
+}
+
+/* Looks for name in the candidate lower dirs; want_dirs collects the
+ * stack of a merged directory, otherwise the first object is taken. */
+static int scan_lowers(struct sfs_fs *fs, const struct sfs_lower *dirs, int ndirs,
+		       const char *name, bool beneath_roots, bool upper_dir, bool upper_nondir,
+		       struct sfs_res *res)
+{
+	if (su_str_has_prefix(name, ".wh."))
+		return 0;
+	for (int i = 0; i < ndirs; i++) {
+		struct stat st;
+		int fd, r;
+
+		fd = beneath_roots ? open_beneath(dirs[i].fd, name)
+				   : sfs_openat(dirs[i].fd, name, O_PATH | O_NOFOLLOW, 0);
+		if (fd == -ENOENT || fd == -ENOTDIR) {
+			if (!beneath_roots && has_oci_whiteout(dirs[i].fd, name))
+				return 0;
+			continue;
+		}
+		if (fd < 0)
+			return fd;
+		if (fstat(fd, &st) < 0 || sfs_is_whiteout(&st)) {
+			close(fd);
+			return 0;
+		}
+		if (res->nlow == 0 && res->upper < 0) {
+			res->st = st;
+			res->type = st.st_mode & S_IFMT;
+		}
+		if (upper_nondir) {
+			if (!S_ISREG(st.st_mode) || (res->type && (st.st_mode & S_IFMT) != res->type)) {
+				close(fd);
+				return 0;
+			}
+			return add_lower(res, fd, dirs[i].layer);
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			if (res->nlow == 0 && !upper_dir)
+				return add_lower(res, fd, dirs[i].layer);
+			close(fd);
+			return 0;
+		}
+		if (res->nlow == 0 && !upper_dir && res->type != S_IFDIR) {
+			close(fd);
+			return 0;
+		}
+		r = add_lower(res, fd, dirs[i].layer);
+		if (r < 0)
+			return r;
+		if (sfs_lower_dir_opaque(fs, fd))
+			return 0;
+	}
+	return 0;
+}
+
+static char *join_path(const char *a, const char *b)
+{
+	return *a ? su_asprintf("%s/%s", a, b) : strdup(b);
+}
+
+/* Lowers of an object renamed in the upper: absolute redirects name a path
+ * from the layer roots, relative ones a name in the parent's lowers. */
+static int scan_redirect(struct sfs_fs *fs, struct sfs_node *parent, const char *redirect,
+			 bool upper_nondir, struct sfs_res *res)
+{
+	int r;
+
+	res->redirected = true;
+	if (redirect[0] == '/') {
+		struct sfs_lower *roots = calloc(fs->nlayers, sizeof(*roots));
+		int n = 0;
+
+		if (!roots)
+			return -ENOMEM;
+		for (int i = fs->first_lower; i < fs->nlayers; i++)
+			roots[n++] = (struct sfs_lower){fs->layers[i].fd, i};
+		r = scan_lowers(fs, roots, n, redirect + 1, true, !upper_nondir, upper_nondir, res);
+		free(roots);
+		if (r == 0 && res->nlow && !(res->lowpath = strdup(redirect + 1)))
+			r = -ENOMEM;
+		return r;
+	}
+	r = scan_lowers(fs, parent->low, parent->nlow, redirect, false, !upper_nondir, upper_nondir,
+			res);
+	if (r == 0 && res->nlow && !(res->lowpath = join_path(parent->lowpath, redirect)))
+		r = -ENOMEM;
+	return r;
+}
+
+static int index_name(struct sfs_fs *fs, int layer, int fd, char *out, size_t len)
+{
+	uint8_t fh[256];
+	int n = sfs_encode_fh(fs, layer, fd, fh, sizeof(fh));
+
+	if (n < 0)
+		return n;
+	if ((size_t)n * 2 + 1 > len)
+		return -EOVERFLOW;
+	for (int i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", fh[i]);
+	return 0;
+}
+
+int sfs_index_name(struct sfs_fs *fs, int layer, int fd, char *out, size_t len)
+{
+	return index_name(fs, layer, fd, out, len);
+}
+
+/* A lower file with several names may have been copied up through the
+ * index already; then the index entry is its upper. */
+static int check_index(struct sfs_fs *fs, struct sfs_res *res)
+{
+	char name[600];
+	struct stat st;
+	int fd;
+
+	if (fs->indexfd < 0 || res->nlow == 0 || res->st.st_nlink < 2 || S_ISDIR(res->st.st_mode))
+		return 0;
+	if (index_name(fs, res->low[0].layer, res->low[0].fd, name, sizeof(name)) < 0)
+		return 0;
+	fd = sfs_openat(fs->indexfd, name, O_PATH | O_NOFOLLOW, 0);
+	if (fd < 0)
+		return fd == -ENOENT ? 0 : fd;
+	if (fstat(fd, &st) < 0 || (st.st_mode & S_IFMT) != res->type) {
+		close(fd);
+		return 0;
+	}
+	res->upper = fd;
+	res->st = st;
+	res->indexed = true;
+	return 0;
+}
+
+static uint64_t upper_file_ino(struct sfs_fs *fs, struct sfs_res *res, bool *want_lower)
+{
+	uint64_t v;
+	uint8_t fh[8];
+
+	if (sfs_getox(fs, res->upper, "strata.ino", &v, sizeof(v)) == sizeof(v))
+		return le64toh(v);
+	/* Copied up by another overlayfs implementation: the lower at the
+	 * same path, when there is one, gives the number. */
+	*want_lower = sfs_getox(fs, res->upper, "origin", fh, 0) > 0;
+	return 0;
+}
+
+int sfs_resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name, struct sfs_res *res)
+{
+	char redirect[PATH_MAX];
+	ssize_t rl = -1;
+	int pup = sfs_node_upper(parent);
+	bool upper_dir = false, upper_nondir = false, want_lower = true;
+	uint64_t ino = 0;
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	res->upper = -1;
+	if (pup >= 0) {
+		int fd = sfs_openat(pup, name, O_PATH | O_NOFOLLOW, 0);
+
+		if (fd >= 0) {
+			if (fstat(fd, &res->st) < 0 || sfs_is_whiteout(&res->st)) {
+				close(fd);
+				return -ENOENT;
+			}
+			res->upper = fd;
+			res->type = res->st.st_mode & S_IFMT;
+			if (S_ISDIR(res->st.st_mode)) {
+				upper_dir = true;
+				res->opaque = sfs_upper_dir_opaque(fs, fd);
+				want_lower = !res->opaque;
+			} else {
+				upper_nondir = true;
+				res->metacopy = sfs_getox(fs, fd, "metacopy", NULL, 0) >= 0;
+				ino = upper_file_ino(fs, res, &want_lower);
+				want_lower = want_lower || res->metacopy;
+			}
+			if (want_lower)
+				rl = sfs_getox(fs, fd, "redirect", redirect, sizeof(redirect) - 1);
+		} else if (fd != -ENOENT) {
+			return fd;
+		}
+	}
+	if (want_lower && parent->nlow + (rl > 0) > 0) {
+		if (rl > 0) {
+			redirect[rl] = '\0';
+			r = scan_redirect(fs, parent, redirect, upper_nondir, res);
+		} else {
+			r = scan_lowers(fs, parent->low, parent->nlow, name, false, upper_dir,
+					upper_nondir, res);
+			if (r == 0 && res->nlow && !(res->lowpath = join_path(parent->lowpath, name)))
+				r = -ENOMEM;
+		}
+		if (r < 0) {
+			sfs_res_free(res);
+			return r;
+		}
+	}
+	if (res->upper < 0 && res->nlow == 0)
+		return -ENOENT;
+	if (res->metacopy && res->nlow == 0) {
+		su_warn("metacopy file \"%s\" has no lower data", name);
+		res->metacopy = false;
+	}
+	if (res->upper < 0) {
+		ino = sfs_make_ino(fs, res->low[0].layer, res->st.st_ino);
+		r = check_index(fs, res);
+		if (r < 0) {
+			sfs_res_free(res);
+			return r;
+		}
+	} else if (!ino) {
+		struct stat lst;
+		if (res->nlow && fstat(res->low[0].fd, &lst) == 0)
+			ino = sfs_make_ino(fs, res->low[0].layer, lst.st_ino);
+		else
+			ino = sfs_make_ino(fs, 0, res->st.st_ino);
+	}
+	res->ino = ino;
+	return 0;
+}
+
+bool sfs_lower_has(struct sfs_fs *fs, struct sfs_node *parent, const char *name)
+{
+	if (su_str_has_prefix(name, ".wh."))
+		return false;
+	for (int i = 0; i < parent->nlow; i++) {
+		struct stat st;
+		if (sfs_fstatat(parent->low[i].fd, name, &st, 0) == 0)
+			return !sfs_is_whiteout(&st);
+		if (has_oci_whiteout(parent->low[i].fd, name))
+			return false;
+	}
+	return false;
+}

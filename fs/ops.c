@@ -1,0 +1,552 @@
+/* fs/ops.c: the FUSE low-level ops table.  The only file that replies to the
+ * kernel: each handler calls into the modules, which return 0 or -errno. */
+#include "fs/sfs.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+
+#define FS(req)       ((struct sfs_fs *)fuse_req_userdata(req))
+#define NODE(req, id) sfs_node_get(FS(req), id)
+#define FILEOF(fi)    ((struct sfs_file *)(uintptr_t)(fi)->fh)
+#define DIROF(fi)     ((struct sfs_dir *)(uintptr_t)(fi)->fh)
+
+static void reply_entry_or_err(fuse_req_t req, int r, struct fuse_entry_param *e)
+{
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_entry(req, e);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct sfs_fs *fs = userdata;
+	unsigned want = FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE |
+			FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ATOMIC_O_TRUNC |
+			FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ASYNC_DIO | FUSE_CAP_READDIRPLUS;
+
+	if (fs->o->writeback)
+		want |= FUSE_CAP_WRITEBACK_CACHE;
+	conn->want |= want & conn->capable;
+	/* the kernel keeps locks itself: they are local to this machine,
+	 * exactly what a container's root needs */
+	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	conn->max_write = 1 << 20;
+	conn->max_readahead = 1 << 20;
+	conn->time_gran = 1;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	int r = sfs_lookup(FS(req), NODE(req, parent), name, &e);
+
+	if (r == -ENOENT) {
+		/* negative entry: the kernel may cache the absence */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = FS(req)->timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	reply_entry_or_err(req, r, &e);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	sfs_node_forget(FS(req), NODE(req, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		sfs_node_forget(FS(req), NODE(req, forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+	int r = sfs_getattr(FS(req), NODE(req, ino), &st);
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, FS(req)->timeout);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
+		       struct fuse_file_info *fi)
+{
+	struct stat st;
+	int r = sfs_setattr(FS(req), NODE(req, ino), attr, valid, fi ? FILEOF(fi)->fd : -1, &st);
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, FS(req)->timeout);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[PATH_MAX + 1];
+	int r = sfs_readlinkat(sfs_node_metafd(NODE(req, ino)), buf, sizeof(buf) - 1);
+
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	buf[r] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+static struct sfs_ctx req_ctx(fuse_req_t req)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	return (struct sfs_ctx){c->uid, c->gid, c->umask};
+}
+
+static void make(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev,
+		 const char *link)
+{
+	struct fuse_entry_param e;
+	struct sfs_ctx ctx = req_ctx(req);
+	int r = sfs_create_node(FS(req), NODE(req, parent), name, mode, rdev, link, &ctx, &e,
+				NULL, 0);
+	reply_entry_or_err(req, r, &e);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     dev_t rdev)
+{
+	make(req, parent, name, mode, rdev, NULL);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	make(req, parent, name, S_IFDIR | (mode & 07777), 0, NULL);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	make(req, parent, name, S_IFLNK | 0777, 0, link);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -sfs_unlink(FS(req), NODE(req, parent), name, false));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -sfs_unlink(FS(req), NODE(req, parent), name, true));
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	fuse_reply_err(req, -sfs_rename(FS(req), NODE(req, parent), name, NODE(req, newparent),
+					newname, flags));
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct fuse_entry_param e;
+	int r = sfs_link(FS(req), NODE(req, ino), NODE(req, newparent), newname, &e);
+	reply_entry_or_err(req, r, &e);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sfs_file *f;
+	int r = sfs_open(FS(req), NODE(req, ino), fi->flags, &f);
+
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uintptr_t)f;
+	/* every change reaches the file through this mount, so the page
+	 * cache stays valid across opens */
+	fi->keep_cache = 1;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		sfs_release(FS(req), f);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = FS(req);
+	struct fuse_entry_param e;
+	struct sfs_ctx ctx = req_ctx(req);
+	struct sfs_file *f;
+	struct sfs_node *n;
+	int fd, r;
+
+	r = sfs_create_node(fs, NODE(req, parent), name, S_IFREG | (mode & 07777), 0, NULL, &ctx,
+			    &e, &fd, fi->flags);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	n = sfs_node_get(fs, e.ino);
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		close(fd);
+		sfs_node_forget(fs, n, 1);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	f->fd = fd;
+	f->flags = fi->flags;
+	f->node = n;
+	pthread_mutex_init(&f->lock, NULL);
+	sfs_node_ref(fs, n);
+	fi->fh = (uintptr_t)f;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT)
+		sfs_release(fs, f);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = sfs_file_readfd(FS(req), FILEOF(fi));
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
+			 struct fuse_file_info *fi)
+{
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+	ssize_t r;
+
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = FILEOF(fi)->fd;
+	out.buf[0].pos = off;
+	r = fuse_buf_copy(&out, in, 0);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_write(req, r);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	/* closing a duplicate reports errors the layer defers to close */
+	int fd = dup(FILEOF(fi)->fd);
+	int r = fd < 0 ? errno : (close(fd) < 0 ? errno : 0);
+	fuse_reply_err(req, r);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	sfs_release(FS(req), FILEOF(fi));
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	int fd = FILEOF(fi)->fd, r = 0;
+
+	if (!FS(req)->o->nofsync)
+		r = (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0;
+	fuse_reply_err(req, r);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sfs_dir *d = calloc(1, sizeof(*d));
+
+	if (!d) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_init(&d->lock, NULL);
+	fi->fh = (uintptr_t)d;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		pthread_mutex_destroy(&d->lock);
+		free(d);
+	}
+}
+
+/* Offsets: 1 is ".", 2 is "..", 3 + i is entry i of the snapshot. */
+static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi, bool plus)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_node *n = NODE(req, ino);
+	struct sfs_dir *d = DIROF(fi);
+	_cleanup_free_ char *buf = calloc(1, size);
+	size_t used = 0;
+	int r = 0;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	if (off == 0 || !d->loaded)
+		r = sfs_dir_load(fs, n, d);
+	for (off_t i = off; r == 0 && i < (off_t)d->n + 2; i++) {
+		struct fuse_entry_param e;
+		const char *name;
+		size_t sz;
+
+		memset(&e, 0, sizeof(e));
+		if (i < 2) {
+			struct sfs_node *p = i == 0 ? n : (n->parent ? n->parent : n);
+			name = i == 0 ? "." : "..";
+			e.attr.st_ino = p->ino;
+			e.attr.st_mode = S_IFDIR;
+		} else {
+			struct sfs_dirent *de = &d->ents[i - 2];
+			name = de->name;
+			e.attr.st_ino = de->ino;
+			e.attr.st_mode = (mode_t)de->type << 12;
+			if (plus) {
+				int lr = sfs_lookup(fs, n, name, &e);
+				if (lr == -ENOENT)
+					continue; /* removed since the listing was made */
+				if (lr < 0) {
+					r = lr;
+					break;
+				}
+			}
+		}
+		if (plus)
+			sz = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, i + 1);
+		else
+			sz = fuse_add_direntry(req, buf + used, size - used, name, &e.attr, i + 1);
+		if (sz > size - used) {
+			if (plus && i >= 2)
+				sfs_node_forget(fs, sfs_node_get(fs, e.ino), 1);
+			break;
+		}
+		used += sz;
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (r < 0 && used == 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_buf(req, buf, used);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	readdir_common(req, ino, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	readdir_common(req, ino, size, off, fi, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sfs_dir *d = DIROF(fi);
+
+	sfs_dir_free(d);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	int up = sfs_node_upper(NODE(req, ino)), r = 0;
+
+	if (up >= 0 && !FS(req)->o->nofsync) {
+		int fd = sfs_reopen(FS(req), up, O_RDONLY | O_DIRECTORY);
+		if (fd < 0) {
+			r = -fd;
+		} else {
+			r = (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0;
+			close(fd);
+		}
+	}
+	fuse_reply_err(req, r);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct sfs_fs *fs = FS(req);
+	struct statvfs sv;
+	int fd = fs->upper ? fs->upper->fd : fs->layers[fs->first_lower].fd;
+
+	if (fstatvfs(fd, &sv) < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	fuse_reply_err(req, -sfs_setxattr(FS(req), NODE(req, ino), name, value, size, flags));
+}
+
+static void reply_xattr_result(fuse_req_t req, ssize_t r, const char *buf, size_t size)
+{
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else if (size == 0)
+		fuse_reply_xattr(req, r);
+	else
+		fuse_reply_buf(req, buf, r);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	_cleanup_free_ char *buf = size ? malloc(size) : NULL;
+	ssize_t r;
+
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	r = sfs_getxattr(FS(req), NODE(req, ino), name, buf, size);
+	reply_xattr_result(req, r, buf, size);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	_cleanup_free_ char *buf = size ? malloc(size) : NULL;
+	ssize_t r;
+
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	r = sfs_listxattr(FS(req), NODE(req, ino), buf, size);
+	reply_xattr_result(req, r, buf, size);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, -sfs_removexattr(FS(req), NODE(req, ino), name));
+}
+
+/* Only reached without default_permissions (an unprivileged daemon):
+ * the usual owner/group/other check on the presented attributes. */
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct stat st;
+	int r = sfs_getattr(FS(req), NODE(req, ino), &st);
+	mode_t bits;
+
+	if (r < 0 || mask == F_OK || c->uid == 0) {
+		fuse_reply_err(req, r < 0 ? -r : 0);
+		return;
+	}
+	bits = c->uid == st.st_uid ? (st.st_mode >> 6) : c->gid == st.st_gid ? (st.st_mode >> 3)
+									    : st.st_mode;
+	fuse_reply_err(req, ((bits & 7) & mask) == (unsigned)mask ? 0 : EACCES);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+			 struct fuse_file_info *fi)
+{
+	int r = fallocate(FILEOF(fi)->fd, mode, offset, length);
+	fuse_reply_err(req, r < 0 ? errno : 0);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	off_t r = lseek(sfs_file_readfd(FS(req), FILEOF(fi)), off, whence);
+
+	if (r < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_lseek(req, r);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	loff_t oi = off_in, oo = off_out;
+	ssize_t r = copy_file_range(sfs_file_readfd(FS(req), FILEOF(fi_in)), &oi,
+				    FILEOF(fi_out)->fd, &oo, len, flags);
+
+	if (r < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_write(req, r);
+}
+
+int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
+	       struct fuse_entry_param *e)
+{
+	struct sfs_res res;
+	struct sfs_node *n;
+	int r;
+
+	if (!S_ISDIR(parent->type))
+		return -ENOTDIR;
+	r = sfs_resolve(fs, parent, name, &res);
+	if (r < 0)
+		return r;
+	/* the stat taken while resolving becomes the reply's attributes */
+	struct stat st = res.st;
+	r = sfs_node_publish(fs, parent, name, &res, true, &n);
+	sfs_res_free(&res);
+	if (r < 0)
+		return r;
+	memset(e, 0, sizeof(*e));
+	e->attr = st;
+	sfs_present_stat(fs, n, &e->attr);
+	e->ino = sfs_node_id(fs, n);
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
+	return 0;
+}
+
+const struct fuse_lowlevel_ops sfs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.link = op_link,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write_buf = op_write_buf,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.access = op_access,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
+	.copy_file_range = op_copy_file_range,
+};

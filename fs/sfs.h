@@ -1,0 +1,303 @@
+/* fs/sfs.h: strata-fs data structures and the internal API, grouped by the
+ * file that defines each function.  Functions return 0 (or a value) on
+ * success and a negative errno on failure; only ops.c replies to FUSE. */
+#ifndef STRATA_SFS_H
+#define STRATA_SFS_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <uthash.h>
+
+#include "util/util.h"
+
+#define SFS_VERSION "0.1.0"
+
+/* ---- options (options.c) ---- */
+
+struct sfs_idmap {
+	unsigned n;
+	struct sfs_idrange {
+		uint32_t inside, outside, len;
+	} r[64];
+};
+
+struct sfs_opts {
+	char *lowerdir, *upperdir, *workdir;
+	struct sfs_idmap uidmap, gidmap;
+	bool squash_to_root;
+	long squash_uid, squash_gid; /* -1: not set */
+	bool static_nlink, noxattrs, nofsync, threaded, writeback, metacopy, index;
+	bool userxattr, readonly, foreground, debug, help, version;
+	double timeout;
+	char *source, *mountpoint;
+	/* FUSE mount options passed on, comma separated (may be empty) */
+	char *fuse_opts;
+	size_t fuse_opts_len, fuse_opts_cap;
+};
+
+/* Parses one -o value into o; unknown options add a warning line to *warn.
+ * Returns 0, or -EINVAL with a message in err. */
+int sfs_opts_parse(struct sfs_opts *o, const char *optstr, char *err, size_t errlen, char **warn);
+void sfs_opts_init(struct sfs_opts *o);
+void sfs_opts_free(struct sfs_opts *o);
+int sfs_idmap_parse(struct sfs_idmap *m, const char *s);
+/* Maps an id through m in the given direction; unmapped ids give 65534. */
+uint32_t sfs_idmap_to_inside(const struct sfs_idmap *m, uint32_t id);
+uint32_t sfs_idmap_to_outside(const struct sfs_idmap *m, uint32_t id);
+
+/* ---- the filesystem ---- */
+
+/* One layer directory.  Index 0 of fs->layers is the upper when there is
+ * one; lowers follow top first. */
+struct sfs_layer {
+	int fd;           /* O_PATH|O_DIRECTORY root */
+	char *path;
+	unsigned fsidx;   /* index of its filesystem (st_dev) among the layers */
+	dev_t dev;
+	bool upper;
+	uint8_t uuid[16]; /* filesystem uuid for overlayfs file handles */
+	bool has_uuid;
+};
+
+struct sfs_lower {
+	int fd;    /* O_PATH, owned by the node */
+	int layer; /* index into fs->layers */
+};
+
+/* A node is one object of the merged tree, keyed by its st_ino.  Fields
+ * marked (imm) never change after the node is published; `upper` goes from
+ * -1 to an fd exactly once, under `lock`, and is read with atomic loads.
+ * Lock order: a node's lock may be taken while holding no other node lock;
+ * copy-up of parents completes before the child's lock is taken. */
+struct sfs_node {
+	uint64_t ino;          /* presented st_ino (imm); key of fs->nodes */
+	UT_hash_handle hh;
+	uint64_t nlookup;      /* kernel references (fs->table_lock) */
+	uint64_t refs;         /* child aliases and open handles (fs->table_lock) */
+	mode_t type;           /* S_IFMT bits (imm) */
+	pthread_mutex_t lock;  /* serializes copy-up; guards the fields below */
+	struct sfs_node *parent; /* one name of this node: parent holds a ref */
+	char *name;
+	int upper;             /* O_PATH fd of the upper object or -1 */
+	bool metacopy;         /* upper holds metadata only, data is low[0] */
+	bool indexed;          /* upper lives in workdir/index (hard links) */
+	bool unlinked;         /* no name left in the merged tree */
+	int nlow;              /* (imm) */
+	struct sfs_lower *low; /* (imm) dirs: merged lowers; others: at most 1 */
+	char *lowpath;         /* (imm) path of low[] below the layer roots */
+};
+
+struct sfs_fs {
+	struct sfs_opts *o;
+	struct sfs_layer *layers;
+	int nlayers;
+	struct sfs_layer *upper;  /* &layers[0] or NULL when read-only */
+	int first_lower;          /* index of the top lower in layers */
+	int workfd;               /* workdir/work: temporaries, O_PATH */
+	int indexfd;              /* workdir/index or -1 */
+	int procfd;               /* /proc/self/fd, to reopen O_PATH fds */
+	char xp[24];              /* "trusted.overlay." or "user.overlay." */
+	size_t xplen;
+	uid_t uid;                /* daemon's own ids, to spot root */
+	struct sfs_node *root;
+	pthread_mutex_t table_lock; /* guards nodes, nlookup, refs */
+	struct sfs_node *nodes;
+	uint64_t tmpseq;          /* atomic counter for temporary names */
+	double timeout;
+};
+
+/* ---- sys.c: every call into the layers, logged at debug level ---- */
+
+int sfs_openat(int dirfd, const char *name, int flags, mode_t mode);
+int sfs_reopen(struct sfs_fs *fs, int fd, int flags);
+int sfs_fstatat(int dirfd, const char *name, struct stat *st, int flags);
+int sfs_mkdirat(int dirfd, const char *name, mode_t mode);
+int sfs_mknodat(int dirfd, const char *name, mode_t mode, dev_t dev);
+int sfs_symlinkat(const char *target, int dirfd, const char *name);
+int sfs_unlinkat(int dirfd, const char *name, int flags);
+int sfs_renameat2(int olddir, const char *oldname, int newdir, const char *newname,
+		  unsigned flags);
+int sfs_linkat_fd(struct sfs_fs *fs, int fd, int newdir, const char *newname);
+int sfs_readlinkat(int fd, char *buf, size_t len);
+/* xattrs of the object behind an fd (O_PATH allowed); ssize_t results */
+ssize_t sfs_fgetxattr(struct sfs_fs *fs, int fd, const char *name, void *buf, size_t len);
+int sfs_fsetxattr(struct sfs_fs *fs, int fd, const char *name, const void *buf, size_t len,
+		  int flags);
+ssize_t sfs_flistxattr(struct sfs_fs *fs, int fd, char *buf, size_t len);
+int sfs_fremovexattr(struct sfs_fs *fs, int fd, const char *name);
+/* fd may be O_PATH: chmod/chown/utimens/truncate of the object */
+int sfs_fchmod(struct sfs_fs *fs, int fd, mode_t mode);
+int sfs_fchown(int fd, uid_t uid, gid_t gid);
+int sfs_futimens(struct sfs_fs *fs, int fd, const struct timespec ts[2], bool symlink);
+int sfs_ftruncate(struct sfs_fs *fs, int fd, off_t size);
+char *sfs_tmpname(struct sfs_fs *fs);
+
+/* ---- layers.c: setup, xattr names, whiteouts, opacity ---- */
+
+int sfs_fs_init(struct sfs_fs *fs, struct sfs_opts *o, char *err, size_t errlen);
+void sfs_fs_destroy(struct sfs_fs *fs);
+/* Reads our xattr "overlay.<name>" (prefix by mode) into buf. */
+ssize_t sfs_getox(struct sfs_fs *fs, int fd, const char *name, void *buf, size_t len);
+int sfs_setox(struct sfs_fs *fs, int fd, const char *name, const void *val, size_t len);
+int sfs_rmox(struct sfs_fs *fs, int fd, const char *name);
+/* True for names the filesystem keeps to itself (hidden from listxattr). */
+bool sfs_is_private_xattr(struct sfs_fs *fs, const char *name);
+bool sfs_is_whiteout(const struct stat *st);
+/* Lower directory fd opaque (xattr in any known format, or .wh..wh..opq). */
+bool sfs_lower_dir_opaque(struct sfs_fs *fs, int fd);
+bool sfs_upper_dir_opaque(struct sfs_fs *fs, int fd);
+/* Makes a whiteout named name in the upper dir (nothing there yet). */
+int sfs_make_whiteout(struct sfs_fs *fs, int dirfd, const char *name);
+/* Presented inode number of a real inode in layer l. */
+uint64_t sfs_make_ino(struct sfs_fs *fs, int layer, ino_t ino);
+/* Encodes the overlayfs file handle (struct ovl_fb) of fd into buf; returns
+ * its length.  Used for origin xattrs and index names. */
+int sfs_encode_fh(struct sfs_fs *fs, int layer, int fd, uint8_t *buf, size_t len);
+
+/* ---- inode.c: the node table ---- */
+
+struct sfs_node *sfs_node_get(struct sfs_fs *fs, fuse_ino_t nodeid);
+fuse_ino_t sfs_node_id(struct sfs_fs *fs, struct sfs_node *n);
+void sfs_node_ref(struct sfs_fs *fs, struct sfs_node *n);
+void sfs_node_unref(struct sfs_fs *fs, struct sfs_node *n);
+void sfs_node_forget(struct sfs_fs *fs, struct sfs_node *n, uint64_t nlookup);
+/* Current upper fd (-1 when none). */
+int sfs_node_upper(struct sfs_node *n);
+/* fd holding n's data and attributes: upper, else top lower. */
+int sfs_node_datafd(struct sfs_node *n);
+int sfs_node_metafd(struct sfs_node *n);
+/* Sets n's name to (parent, name); takes a ref on parent. */
+int sfs_node_set_alias(struct sfs_fs *fs, struct sfs_node *n, struct sfs_node *parent,
+		       const char *name);
+void sfs_node_drop_alias(struct sfs_fs *fs, struct sfs_node *n);
+struct sfs_res;
+/* Live node of ino with a kernel (lookup) or internal reference, or NULL. */
+struct sfs_node *sfs_node_find(struct sfs_fs *fs, uint64_t ino, bool lookup);
+/* Turns a resolved object into a node (taking over res's fds) or returns the
+ * existing node of that inode, with one reference of the given kind. */
+int sfs_node_publish(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
+		     struct sfs_res *res, bool lookup, struct sfs_node **out);
+
+/* ---- lookup.c: resolving a name across the layers ---- */
+
+struct sfs_res {
+	int upper;             /* O_PATH fd or -1 */
+	struct stat st;        /* attributes of the top object */
+	int nlow;
+	struct sfs_lower *low;
+	char *lowpath;
+	bool metacopy, indexed, opaque, redirected;
+	uint64_t ino;
+	mode_t type;
+};
+/* Resolves name in parent.  -ENOENT when absent or whited out. */
+int sfs_resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
+		struct sfs_res *res);
+void sfs_res_free(struct sfs_res *res);
+/* Publishes res as a node (or finds the existing node of that inode) with
+ * one kernel lookup reference; fills e. */
+int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
+	       struct fuse_entry_param *e);
+/* Whether some lower below parent has an entry (not a whiteout) at name. */
+bool sfs_lower_has(struct sfs_fs *fs, struct sfs_node *parent, const char *name);
+/* Name of the index entry of a lower object: hex of its overlayfs handle. */
+int sfs_index_name(struct sfs_fs *fs, int layer, int fd, char *out, size_t len);
+
+/* ---- attr.c: attributes and id mapping ---- */
+
+int sfs_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st);
+/* Applies the presentation rules to a stat already taken of n. */
+void sfs_present_stat(struct sfs_fs *fs, struct sfs_node *n, struct stat *st);
+int sfs_setattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *attr, int valid,
+		int fh, struct stat *out);
+uid_t sfs_uid_to_disk(struct sfs_fs *fs, uid_t uid);
+gid_t sfs_gid_to_disk(struct sfs_fs *fs, gid_t gid);
+/* Presented nlink of an upper object (overlayfs nlink xattr applied). */
+nlink_t sfs_upper_nlink(struct sfs_fs *fs, int fd, const struct stat *st);
+int sfs_nlink_adjust(struct sfs_fs *fs, int fd, int delta);
+
+/* ---- copyup.c ---- */
+
+enum sfs_cu {
+	SFS_CU_META,  /* attributes only: a metacopy upper for regular files */
+	SFS_CU_DATA,  /* attributes and data */
+	SFS_CU_EMPTY, /* attributes, data truncated to 0 (O_TRUNC) */
+};
+/* Ensures n has an upper object of at least the given kind, copying up its
+ * parent directories first.  Atomic: built in the workdir, renamed in. */
+int sfs_copy_up(struct sfs_fs *fs, struct sfs_node *n, enum sfs_cu how);
+/* Copies xattrs (not ours) from one fd to another. */
+int sfs_copy_xattrs(struct sfs_fs *fs, int from, int to);
+
+/* ---- dir.c: namespace operations ---- */
+
+struct sfs_ctx {
+	uid_t uid;
+	gid_t gid;
+	mode_t umask;
+};
+int sfs_create_node(struct sfs_fs *fs, struct sfs_node *parent, const char *name, mode_t mode,
+		    dev_t rdev, const char *link, const struct sfs_ctx *ctx,
+		    struct fuse_entry_param *e, int *openfd, int oflags);
+int sfs_link(struct sfs_fs *fs, struct sfs_node *n, struct sfs_node *parent, const char *name,
+	     struct fuse_entry_param *e);
+int sfs_unlink(struct sfs_fs *fs, struct sfs_node *parent, const char *name, bool dir);
+int sfs_rename(struct sfs_fs *fs, struct sfs_node *p1, const char *n1, struct sfs_node *p2,
+	       const char *n2, unsigned flags);
+
+/* ---- readdir.c: merged listings ---- */
+
+struct sfs_dirent {
+	char *name;
+	uint64_t ino;
+	unsigned char type;
+	UT_hash_handle hh;
+};
+struct sfs_dir {
+	pthread_mutex_t lock;
+	struct sfs_dirent *ents; /* array, stable order: offset = index + 1 */
+	size_t n;
+	bool loaded;
+};
+/* Builds the merged listing of n (without . and ..). */
+int sfs_dir_load(struct sfs_fs *fs, struct sfs_node *n, struct sfs_dir *d);
+void sfs_dir_free(struct sfs_dir *d);
+/* -ENOTEMPTY when the merged view of n holds any name. */
+int sfs_dir_check_empty(struct sfs_fs *fs, struct sfs_node *n);
+/* Removes the whiteouts an upper dir holds (before it is removed). */
+int sfs_dir_clear_whiteouts(struct sfs_fs *fs, int fd);
+
+/* ---- file.c ---- */
+
+struct sfs_file {
+	int fd;
+	int oldfd;    /* the lower fd replaced after a copy-up, or 0 */
+	bool lower;   /* fd is a lower file: reopen once n has upper data */
+	int flags;
+	struct sfs_node *node;
+	pthread_mutex_t lock;
+};
+int sfs_open(struct sfs_fs *fs, struct sfs_node *n, int flags, struct sfs_file **out);
+void sfs_release(struct sfs_fs *fs, struct sfs_file *f);
+/* The fd to read from, refreshed after a copy-up by another handle. */
+int sfs_file_readfd(struct sfs_fs *fs, struct sfs_file *f);
+
+/* ---- xattr.c ---- */
+
+ssize_t sfs_getxattr(struct sfs_fs *fs, struct sfs_node *n, const char *name, void *buf,
+		     size_t len);
+ssize_t sfs_listxattr(struct sfs_fs *fs, struct sfs_node *n, char *buf, size_t len);
+int sfs_setxattr(struct sfs_fs *fs, struct sfs_node *n, const char *name, const void *val,
+		 size_t len, int flags);
+int sfs_removexattr(struct sfs_fs *fs, struct sfs_node *n, const char *name);
+
+/* ---- ops.c ---- */
+
+extern const struct fuse_lowlevel_ops sfs_ops;
+
+#endif

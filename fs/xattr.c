@@ -1,0 +1,86 @@
+/* fs/xattr.c: extended attributes of merged objects.  The filesystem's own
+ * (overlay.*, fuseoverlayfs.*) are invisible and cannot be set; any change
+ * copies the object up, metadata only. */
+#include "fs/sfs.h"
+
+#include <string.h>
+
+ssize_t sfs_getxattr(struct sfs_fs *fs, struct sfs_node *n, const char *name, void *buf,
+		     size_t len)
+{
+	if (fs->o->noxattrs)
+		return -ENOTSUP;
+	if (sfs_is_private_xattr(fs, name))
+		return -ENODATA;
+	return sfs_fgetxattr(fs, sfs_node_metafd(n), name, buf, len);
+}
+
+ssize_t sfs_listxattr(struct sfs_fs *fs, struct sfs_node *n, char *buf, size_t len)
+{
+	_cleanup_free_ char *all = NULL;
+	int fd = sfs_node_metafd(n);
+	ssize_t total, out = 0;
+
+	if (fs->o->noxattrs)
+		return -ENOTSUP;
+	for (;;) {
+		total = sfs_flistxattr(fs, fd, NULL, 0);
+		if (total <= 0)
+			return total;
+		free(all);
+		all = malloc(total);
+		if (!all)
+			return -ENOMEM;
+		total = sfs_flistxattr(fs, fd, all, total);
+		if (total != -ERANGE)
+			break;
+	}
+	if (total < 0)
+		return total;
+	for (char *p = all; p < all + total; p += strlen(p) + 1) {
+		size_t l = strlen(p) + 1;
+
+		if (sfs_is_private_xattr(fs, p))
+			continue;
+		if (len) {
+			if ((size_t)out + l > len)
+				return -ERANGE;
+			memcpy(buf + out, p, l);
+		}
+		out += l;
+	}
+	return out;
+}
+
+int sfs_setxattr(struct sfs_fs *fs, struct sfs_node *n, const char *name, const void *val,
+		 size_t len, int flags)
+{
+	int r;
+
+	if (fs->o->noxattrs)
+		return -ENOTSUP;
+	if (sfs_is_private_xattr(fs, name))
+		return -EPERM;
+	r = sfs_copy_up(fs, n, SFS_CU_META);
+	if (r < 0)
+		return r;
+	return sfs_fsetxattr(fs, sfs_node_upper(n), name, val, len, flags);
+}
+
+int sfs_removexattr(struct sfs_fs *fs, struct sfs_node *n, const char *name)
+{
+	int r;
+
+	if (fs->o->noxattrs)
+		return -ENOTSUP;
+	if (sfs_is_private_xattr(fs, name))
+		return -ENODATA;
+	/* a missing name must fail without copying anything up */
+	r = sfs_fgetxattr(fs, sfs_node_metafd(n), name, NULL, 0);
+	if (r < 0)
+		return r;
+	r = sfs_copy_up(fs, n, SFS_CU_META);
+	if (r < 0)
+		return r;
+	return sfs_fremovexattr(fs, sfs_node_upper(n), name);
+}
