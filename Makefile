@@ -38,6 +38,7 @@ BINS := $(B)/strata-fs $(if $(CLI_SRC),$(B)/strata)
 TESTBINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC)) \
             $(patsubst tests/helpers/%.c,$(B)/tests/helpers/%,$(HELP_SRC))
 
+.SECONDARY:
 .PHONY: all deps check asan install demo clean format format-check bench
 all: $(B)/.deps $(BINS) $(TESTBINS)
 

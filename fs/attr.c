@@ -9,12 +9,12 @@
 
 uid_t sfs_uid_to_disk(struct sfs_fs *fs, uid_t uid)
 {
-	return sfs_idmap_to_outside(&fs->o->uidmap, uid);
+	return sfs_idmap_to_disk(&fs->o->uidmap, uid);
 }
 
 gid_t sfs_gid_to_disk(struct sfs_fs *fs, gid_t gid)
 {
-	return sfs_idmap_to_outside(&fs->o->gidmap, gid);
+	return sfs_idmap_to_disk(&fs->o->gidmap, gid);
 }
 
 nlink_t sfs_upper_nlink(struct sfs_fs *fs, int fd, const struct stat *st)
@@ -53,8 +53,8 @@ int sfs_nlink_adjust(struct sfs_fs *fs, int fd, int delta)
 static void present(struct sfs_fs *fs, struct sfs_node *n, int fd, struct stat *st)
 {
 	st->st_ino = n->ino;
-	st->st_uid = sfs_idmap_to_inside(&fs->o->uidmap, st->st_uid);
-	st->st_gid = sfs_idmap_to_inside(&fs->o->gidmap, st->st_gid);
+	st->st_uid = sfs_idmap_to_shown(&fs->o->uidmap, st->st_uid);
+	st->st_gid = sfs_idmap_to_shown(&fs->o->gidmap, st->st_gid);
 	if (fs->o->squash_to_root)
 		st->st_uid = st->st_gid = 0;
 	if (fs->o->squash_uid >= 0)

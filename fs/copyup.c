@@ -160,15 +160,17 @@ static int set_origin(struct sfs_fs *fs, struct sfs_node *n, int fd)
 	int len = sfs_encode_fh(fs, n->low[0].layer, n->low[0].fd, fh, sizeof(fh));
 	int r;
 
+	/* user.* xattrs cannot be set on special files and symlinks: those
+	 * keep their number through the lower at the same path instead */
 	if (len > 0) {
 		r = sfs_setox(fs, fd, "origin", fh, len);
-		if (r < 0 && r != -ENOTSUP)
+		if (r < 0 && r != -ENOTSUP && r != -EPERM)
 			return r;
 	}
 	if (S_ISDIR(n->type))
 		return 0;
 	r = sfs_setox(fs, fd, "strata.ino", &ino, sizeof(ino));
-	return r == -ENOTSUP ? 0 : r;
+	return r == -ENOTSUP || r == -EPERM ? 0 : r;
 }
 
 /* Creates the object of type st in the workdir as tmp; returns an O_PATH

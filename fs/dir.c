@@ -262,6 +262,19 @@ static void res_view(struct sfs_res *res, struct sfs_node *v)
 	v->ino = res->ino;
 }
 
+static int node_for(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
+		    struct sfs_node **out)
+{
+	struct sfs_res res;
+	int r = sfs_resolve(fs, parent, name, &res);
+
+	if (r < 0)
+		return r;
+	r = sfs_node_publish(fs, parent, name, &res, false, out);
+	sfs_res_free(&res);
+	return r;
+}
+
 int sfs_unlink(struct sfs_fs *fs, struct sfs_node *parent, const char *name, bool dir)
 {
 	struct sfs_res res;
@@ -274,6 +287,21 @@ int sfs_unlink(struct sfs_fs *fs, struct sfs_node *parent, const char *name, boo
 	r = sfs_resolve(fs, parent, name, &res);
 	if (r < 0)
 		return r;
+	if (!dir && res.upper < 0 && res.st.st_nlink > 1 && fs->indexfd >= 0) {
+		/* the other names must see the link count drop: copy up
+		 * through the index first, as overlayfs' index=on does */
+		struct sfs_node *n;
+		sfs_res_free(&res);
+		r = node_for(fs, parent, name, &n);
+		if (r < 0)
+			return r;
+		r = sfs_copy_up(fs, n, SFS_CU_DATA);
+		sfs_node_unref(fs, n);
+		if (r == 0)
+			r = sfs_resolve(fs, parent, name, &res);
+		if (r < 0)
+			return r;
+	}
 	if (dir != S_ISDIR(res.type)) {
 		r = dir ? -ENOTDIR : -EISDIR;
 		goto out;
@@ -339,19 +367,6 @@ static int prepare_move(struct sfs_fs *fs, struct sfs_node *n, bool target_has_l
 			return r;
 	}
 	return 0;
-}
-
-static int node_for(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
-		    struct sfs_node **out)
-{
-	struct sfs_res res;
-	int r = sfs_resolve(fs, parent, name, &res);
-
-	if (r < 0)
-		return r;
-	r = sfs_node_publish(fs, parent, name, &res, false, out);
-	sfs_res_free(&res);
-	return r;
 }
 
 static int do_rename(struct sfs_fs *fs, struct sfs_node *p1, const char *n1, struct sfs_node *p2,

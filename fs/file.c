@@ -1,7 +1,9 @@
-/* fs/file.c: open files.  Opening for writing copies up first; a read-only
- * open of a lower file reads the lower until the file is copied up through
- * another handle, then switches to the upper so every reader sees the
- * writes (POSIX; old overlayfs kept reading the stale lower). */
+/* fs/file.c: open files.  Opening for writing copies up the metadata; the
+ * data follows on the first write, so open-and-close (touch, editors that
+ * only check) costs no copy.  A read-only open of a lower file reads the
+ * lower until the file is copied up through another handle, then switches
+ * to the upper so every reader sees the writes (POSIX; overlayfs kept
+ * reading the stale lower for a long time). */
 #include "fs/sfs.h"
 
 #include <fcntl.h>
@@ -17,7 +19,7 @@ int sfs_open(struct sfs_fs *fs, struct sfs_node *n, int flags, struct sfs_file *
 	if (write) {
 		if (!fs->upper)
 			return -EROFS;
-		r = sfs_copy_up(fs, n, (flags & O_TRUNC) ? SFS_CU_EMPTY : SFS_CU_DATA);
+		r = sfs_copy_up(fs, n, (flags & O_TRUNC) ? SFS_CU_EMPTY : SFS_CU_META);
 		if (r < 0)
 			return r;
 	}
@@ -28,7 +30,7 @@ int sfs_open(struct sfs_fs *fs, struct sfs_node *n, int flags, struct sfs_file *
 			flags = (flags & ~O_ACCMODE) | O_RDWR;
 		flags &= ~O_APPEND;
 	}
-	fd = sfs_reopen(fs, sfs_node_datafd(n), flags);
+	fd = sfs_reopen(fs, write ? sfs_node_upper(n) : sfs_node_datafd(n), flags);
 	if (fd < 0)
 		return fd;
 	f = calloc(1, sizeof(*f));
@@ -39,19 +41,44 @@ int sfs_open(struct sfs_fs *fs, struct sfs_node *n, int flags, struct sfs_file *
 	f->fd = fd;
 	f->flags = flags;
 	f->node = n;
-	f->lower = sfs_node_datafd(n) != sfs_node_upper(n);
+	f->lower = !write && sfs_node_datafd(n) != sfs_node_upper(n);
 	pthread_mutex_init(&f->lock, NULL);
 	sfs_node_ref(fs, n);
 	*out = f;
 	return 0;
 }
 
+static bool node_metacopy(struct sfs_node *n)
+{
+	return __atomic_load_n(&n->metacopy, __ATOMIC_ACQUIRE);
+}
+
+int sfs_file_writefd(struct sfs_fs *fs, struct sfs_file *f)
+{
+	if (node_metacopy(f->node)) {
+		int r = sfs_copy_up(fs, f->node, SFS_CU_DATA);
+		if (r < 0)
+			return r;
+	}
+	return f->fd;
+}
+
 int sfs_file_readfd(struct sfs_fs *fs, struct sfs_file *f)
 {
 	int fd;
 
-	if (!__atomic_load_n(&f->lower, __ATOMIC_ACQUIRE))
-		return f->fd;
+	if (!__atomic_load_n(&f->lower, __ATOMIC_ACQUIRE)) {
+		if (!node_metacopy(f->node))
+			return f->fd;
+		/* opened for writing, nothing written yet: the data is the
+		 * lower's */
+		pthread_mutex_lock(&f->lock);
+		if (f->lowfd <= 0 && f->node->nlow)
+			f->lowfd = sfs_reopen(fs, f->node->low[0].fd, O_RDONLY);
+		fd = f->lowfd > 0 && node_metacopy(f->node) ? f->lowfd : f->fd;
+		pthread_mutex_unlock(&f->lock);
+		return fd;
+	}
 	pthread_mutex_lock(&f->lock);
 	if (f->lower && sfs_node_datafd(f->node) == sfs_node_upper(f->node)) {
 		fd = sfs_reopen(fs, sfs_node_upper(f->node), f->flags & ~O_TRUNC);
@@ -74,6 +101,8 @@ void sfs_release(struct sfs_fs *fs, struct sfs_file *f)
 	close(f->fd);
 	if (f->oldfd > 0)
 		close(f->oldfd);
+	if (f->lowfd > 0)
+		close(f->lowfd);
 	pthread_mutex_destroy(&f->lock);
 	sfs_node_unref(fs, f->node);
 	free(f);

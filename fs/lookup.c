@@ -87,7 +87,7 @@ static int scan_lowers(struct sfs_fs *fs, const struct sfs_lower *dirs, int ndir
 			res->type = st.st_mode & S_IFMT;
 		}
 		if (upper_nondir) {
-			if (!S_ISREG(st.st_mode) || (res->type && (st.st_mode & S_IFMT) != res->type)) {
+			if ((st.st_mode & S_IFMT) != res->type) {
 				close(fd);
 				return 0;
 			}
@@ -199,7 +199,7 @@ static uint64_t upper_file_ino(struct sfs_fs *fs, struct sfs_res *res, bool *wan
 		return le64toh(v);
 	/* Copied up by another overlayfs implementation: the lower at the
 	 * same path, when there is one, gives the number. */
-	*want_lower = sfs_getox(fs, res->upper, "origin", fh, 0) > 0;
+	*want_lower = !S_ISREG(res->st.st_mode) || sfs_getox(fs, res->upper, "origin", fh, 0) > 0;
 	return 0;
 }
 

@@ -65,7 +65,8 @@ static int parse_args(int argc, char **argv, struct sfs_opts *o, char **warn)
 			usage(stdout);
 			return 1;
 		} else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
-			printf("strata-fs %s (libfuse %d)\n", SFS_VERSION, fuse_version());
+			printf("strata-fs version %s (libfuse %d.%d)\n", SFS_VERSION,
+			       fuse_version() / 100, fuse_version() % 100);
 			return 1;
 		} else if (a[0] == '-' && a[1]) {
 			su_err("unknown argument \"%s\" (see strata-fs --help)", a);

@@ -84,6 +84,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 {
 	struct stat st;
 	int r = sfs_setattr(FS(req), NODE(req, ino), attr, valid, fi ? FILEOF(fi)->fd : -1, &st);
+	/* (sfs_setattr copies the data up itself before changing the size) */
 
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -229,8 +230,12 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	ssize_t r;
 
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	out.buf[0].fd = FILEOF(fi)->fd;
+	out.buf[0].fd = sfs_file_writefd(FS(req), FILEOF(fi));
 	out.buf[0].pos = off;
+	if (out.buf[0].fd < 0) {
+		fuse_reply_err(req, -out.buf[0].fd);
+		return;
+	}
 	r = fuse_buf_copy(&out, in, 0);
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -457,8 +462,9 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
 			 struct fuse_file_info *fi)
 {
-	int r = fallocate(FILEOF(fi)->fd, mode, offset, length);
-	fuse_reply_err(req, r < 0 ? errno : 0);
+	int fd = sfs_file_writefd(FS(req), FILEOF(fi));
+	int r = fd < 0 ? fd : (fallocate(fd, mode, offset, length) < 0 ? -errno : 0);
+	fuse_reply_err(req, -r);
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
@@ -477,9 +483,14 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			       struct fuse_file_info *fi_out, size_t len, int flags)
 {
 	loff_t oi = off_in, oo = off_out;
-	ssize_t r = copy_file_range(sfs_file_readfd(FS(req), FILEOF(fi_in)), &oi,
-				    FILEOF(fi_out)->fd, &oo, len, flags);
+	int out = sfs_file_writefd(FS(req), FILEOF(fi_out));
+	ssize_t r;
 
+	if (out < 0) {
+		fuse_reply_err(req, -out);
+		return;
+	}
+	r = copy_file_range(sfs_file_readfd(FS(req), FILEOF(fi_in)), &oi, out, &oo, len, flags);
 	if (r < 0)
 		fuse_reply_err(req, errno);
 	else

@@ -111,23 +111,23 @@ int sfs_idmap_parse(struct sfs_idmap *m, const char *s)
 	return k == 0 && m->n > 0 ? 0 : -EINVAL;
 }
 
-uint32_t sfs_idmap_to_inside(const struct sfs_idmap *m, uint32_t id)
+uint32_t sfs_idmap_to_shown(const struct sfs_idmap *m, uint32_t disk)
 {
 	if (!m->n)
-		return id;
+		return disk;
 	for (unsigned i = 0; i < m->n; i++)
-		if (id >= m->r[i].outside && id - m->r[i].outside < m->r[i].len)
-			return m->r[i].inside + (id - m->r[i].outside);
+		if (disk >= m->r[i].disk && disk - m->r[i].disk < m->r[i].len)
+			return m->r[i].shown + (disk - m->r[i].disk);
 	return 65534;
 }
 
-uint32_t sfs_idmap_to_outside(const struct sfs_idmap *m, uint32_t id)
+uint32_t sfs_idmap_to_disk(const struct sfs_idmap *m, uint32_t shown)
 {
 	if (!m->n)
-		return id;
+		return shown;
 	for (unsigned i = 0; i < m->n; i++)
-		if (id >= m->r[i].inside && id - m->r[i].inside < m->r[i].len)
-			return m->r[i].outside + (id - m->r[i].inside);
+		if (shown >= m->r[i].shown && shown - m->r[i].shown < m->r[i].len)
+			return m->r[i].disk + (shown - m->r[i].shown);
 	return 65534;
 }
 

@@ -19,10 +19,12 @@
 
 /* ---- options (options.c) ---- */
 
+/* fuse-overlayfs' mapping: uidmapping=DISK:SHOWN:LEN[:...] -- an owner DISK
+ * on the layers is shown to the kernel as SHOWN, and back on writes. */
 struct sfs_idmap {
 	unsigned n;
 	struct sfs_idrange {
-		uint32_t inside, outside, len;
+		uint32_t disk, shown, len;
 	} r[64];
 };
 
@@ -47,8 +49,8 @@ void sfs_opts_init(struct sfs_opts *o);
 void sfs_opts_free(struct sfs_opts *o);
 int sfs_idmap_parse(struct sfs_idmap *m, const char *s);
 /* Maps an id through m in the given direction; unmapped ids give 65534. */
-uint32_t sfs_idmap_to_inside(const struct sfs_idmap *m, uint32_t id);
-uint32_t sfs_idmap_to_outside(const struct sfs_idmap *m, uint32_t id);
+uint32_t sfs_idmap_to_shown(const struct sfs_idmap *m, uint32_t disk);
+uint32_t sfs_idmap_to_disk(const struct sfs_idmap *m, uint32_t shown);
 
 /* ---- the filesystem ---- */
 
@@ -277,6 +279,7 @@ int sfs_dir_clear_whiteouts(struct sfs_fs *fs, int fd);
 struct sfs_file {
 	int fd;
 	int oldfd;    /* the lower fd replaced after a copy-up, or 0 */
+	int lowfd;    /* writable handle of a metacopy file: its lower data, or 0 */
 	bool lower;   /* fd is a lower file: reopen once n has upper data */
 	int flags;
 	struct sfs_node *node;
@@ -286,6 +289,9 @@ int sfs_open(struct sfs_fs *fs, struct sfs_node *n, int flags, struct sfs_file *
 void sfs_release(struct sfs_fs *fs, struct sfs_file *f);
 /* The fd to read from, refreshed after a copy-up by another handle. */
 int sfs_file_readfd(struct sfs_fs *fs, struct sfs_file *f);
+/* The fd to write to; copies the data up on the first write to a file
+ * opened for writing but so far only copied up as metadata. */
+int sfs_file_writefd(struct sfs_fs *fs, struct sfs_file *f);
 
 /* ---- xattr.c ---- */
 

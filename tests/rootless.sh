@@ -15,6 +15,7 @@ fi
 uid=$(id -u "$user")
 tmp=$(mktemp -d /tmp/strata-rootless.XXXXXX)
 chown "$user" "$tmp"
+trap 'rm -rf "$tmp"' EXIT
 chmod 0755 "$B" 2>/dev/null
 export TMPDIR=$tmp
 # setpriv drops to the user with no capabilities; unshare then makes a user

@@ -31,7 +31,16 @@ int su_error_wrap(struct su_error *e, const char *fmt, ...)
 	vsnprintf(ctx, sizeof(ctx), fmt, ap);
 	va_end(ap);
 	memcpy(old, e->msg, sizeof(old));
-	snprintf(e->msg, sizeof(e->msg), "%s: %s", ctx, old);
+	/* context first; a message too long for the buffer is cut at its end */
+	size_t cl = strnlen(ctx, sizeof(ctx));
+	if (cl + 2 >= sizeof(e->msg))
+		cl = sizeof(e->msg) - 3;
+	memcpy(e->msg, ctx, cl);
+	memcpy(e->msg + cl, ": ", 2);
+	size_t room = sizeof(e->msg) - cl - 3;
+	size_t ol = strnlen(old, room);
+	memcpy(e->msg + cl + 2, old, ol);
+	e->msg[cl + 2 + ol] = '\0';
 	return -1;
 }
 
