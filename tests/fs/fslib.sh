@@ -1,0 +1,69 @@
+# tests/fs/fslib.sh: helpers shared by the tests in tests/fs, sourced after
+# tests/lib.sh.  Layer building (whiteouts, opaque dirs in either format),
+# error-code probes, and checks of what the machine can do.
+#
+#   fs_need_sfs             skips the file when the strata-fs binary is missing
+#   kovl_usable             true when kernel overlayfs mounts here
+#   fsop OP ARGS...         prints OK or the errno name of one syscall
+#   mk_whiteout PATH        overlayfs whiteout (char 0/0)
+#   mk_opaque DIR           overlayfs opaque xattr in this mode's namespace
+#   upper_type PATH         "whiteout", "file", "dir", "symlink" or "none"
+#   blocks PATH             allocated 512-byte blocks
+
+fs_need_sfs() {
+	[ -x "$STRATA_FS" ] || t_skip_all "strata-fs binary $STRATA_FS not built"
+	[ -c /dev/fuse ] || t_skip_all "no /dev/fuse"
+	[ -x "$HELPERS/fsop" ] || t_skip_all "test helpers not built in $HELPERS (run make)"
+	t_need setfattr getfattr
+}
+
+# Probes once per test file: a kernel overlay mount of two empty lowers.
+kovl_usable() {
+	if [ -z "${_kovl_ok:-}" ]; then
+		mkdir -p "$T/.kprobe/l1" "$T/.kprobe/l2" "$T/.kprobe/m"
+		if kovl_mount "$T/.kprobe/m" "lowerdir=$T/.kprobe/l1:$T/.kprobe/l2" 2>/dev/null; then
+			_kovl_ok=1
+			t_umount "$T/.kprobe/m"
+		else
+			_kovl_ok=0
+		fi
+	fi
+	[ "$_kovl_ok" = 1 ]
+}
+
+fsop() {
+	"$HELPERS/fsop" "$@"
+}
+
+mk_whiteout() {
+	rm -rf "$1" && mknod "$1" c 0 0
+}
+
+mk_opaque() {
+	setfattr -n "$(ovl_xattr_prefix)opaque" -v y "$1"
+}
+
+upper_type() {
+	if [ -L "$1" ]; then
+		echo symlink
+	elif [ -c "$1" ] && [ "$(stat -c '%t:%T' "$1")" = 0:0 ]; then
+		echo whiteout
+	elif [ -f "$1" ]; then
+		echo file
+	elif [ -d "$1" ]; then
+		echo dir
+	elif [ -e "$1" ]; then
+		echo other
+	else
+		echo none
+	fi
+}
+
+blocks() {
+	stat -c %b "$1"
+}
+
+# The content of a regular file, or a marker saying why it cannot be read.
+cat_or() {
+	cat "$1" 2>/dev/null || echo "<unreadable>"
+}
