@@ -82,9 +82,16 @@ check: all
 	@B=$(abspath $(B)) bash tests/run.sh $(TESTS)
 
 # The same tests, built and run under AddressSanitizer and UBSan.
+# A daemonized strata-fs has no stderr: sanitizer reports go to files under
+# build-asan/san/, and the run fails if any appeared.
 asan:
+	@rm -rf build-asan/san && mkdir -p build-asan/san
+	ASAN_OPTIONS=log_path=$(abspath build-asan/san)/asan:detect_leaks=0 \
+	UBSAN_OPTIONS=log_path=$(abspath build-asan/san)/ubsan:print_stacktrace=1 \
 	$(MAKE) B=build-asan CC=clang CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" check
+	@if ls build-asan/san/* >/dev/null 2>&1; then \
+	  echo "sanitizer reports:"; head -50 build-asan/san/*; exit 1; fi
 
 demo: all
 	@B=$(abspath $(B)) bash scripts/demo.sh
