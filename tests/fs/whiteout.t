@@ -110,9 +110,7 @@ upper_state() {
 	for n in a b c d g k n r src n/z g/sub k/m; do
 		echo "$n $(upper_type "$1/$n")"
 	done
-	for n in g; do
-		echo "$n opaque=$(getfattr --only-values -n "$(ovl_xattr_prefix)opaque" "$1/$n" 2>/dev/null)"
-	done
+	echo "g opaque=$(getfattr --only-values -n "$(ovl_xattr_prefix)opaque" "$1/g" 2>/dev/null)"
 }
 want_upper="a file
 b whiteout
