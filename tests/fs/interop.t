@@ -33,12 +33,17 @@ changes() {
 	rm -r "$D/gone"                    # delete a lower directory
 	rm -r "$D/redo" && mkdir "$D/redo" && echo fresh >"$D/redo/fresh" # opaque
 	ln -s a "$D/sym" && ln -s /nonexistent "$D/dangling" && ln -s dir "$D/dirsym"
-	chmod 600 "$D/c"                   # metadata only
 	chmod 700 "$D/keep"
+	touch -d @1234567890 "$D/newdir"
+	# Kernel overlayfs in userxattr mode follows neither metacopy nor
+	# redirect, so rootless these lower files get their data copied first.
+	if [ "$STRATA_ROOTLESS" = 1 ]; then
+		echo w >>"$D/c" && echo w >>"$D/d" && echo w >>"$D/e" && echo w >>"$D/keep/k"
+	fi
+	chmod 600 "$D/c"                   # metadata only
 	setfattr -n user.x -v 1 "$D/d"     # xattr only
 	mv "$D/e" "$D/e-renamed"           # rename a lower file
 	mv "$D/keep/k" "$D/dir/k-moved"
-	touch -d @1234567890 "$D/newdir"
 	if [ "$STRATA_ROOTLESS" != 1 ]; then
 		mv "$D/ldir" "$D/ldir-renamed" # rename a lower directory (redirect)
 		echo after >"$D/ldir-renamed/in/after"
