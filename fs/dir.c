@@ -78,7 +78,7 @@ static int make_object(struct sfs_fs *fs, int dirfd, const char *name, mode_t mo
 			*openfd = r;
 			return 0;
 		}
-		/* fallthrough */
+		return sfs_mknodat(dirfd, name, mode, rdev);
 	default:
 		return sfs_mknodat(dirfd, name, mode, rdev);
 	}
