@@ -1,6 +1,22 @@
 /* fs/sfs.h: strata-fs data structures and the internal API, grouped by the
  * file that defines each function.  Functions return 0 (or a value) on
- * success and a negative errno on failure; only ops.c replies to FUSE. */
+ * success and a negative errno on failure; only ops.c replies to FUSE.
+ *
+ * Threads and locks.  Requests run on libfuse's worker threads; the kernel
+ * already serializes namespace changes within one directory (it holds the
+ * directory's inode lock for create, unlink and rename, and the rename lock
+ * across directories).  strata-fs adds:
+ *   fs->table_lock   the node table and every node's nlookup/refs; held for
+ *                    a few instructions, never while calling into a layer.
+ *   node->lock       one node's copy-up, its name (parent, name) and flags.
+ *                    Held during that node's copy-up (data included), so a
+ *                    large copy blocks only users of that file.
+ *   sfs_dir.lock     one open directory's listing snapshot.
+ *   sfs_file.lock    one open file's switch from a lower fd to the upper.
+ * Order: never two node locks at once -- copy-up finishes a parent before it
+ * locks the child; table_lock is innermost.  node->upper changes once, from
+ * -1 to an fd, and metacopy once, from true to false; both are published
+ * with release stores and read with acquire loads, without the lock. */
 #ifndef STRATA_SFS_H
 #define STRATA_SFS_H
 

@@ -105,6 +105,10 @@ int su_read_file(int dirfd, const char *name, char **out, size_t *len, size_t ma
 int su_mkdir_p(int dirfd, const char *path, mode_t mode);
 /* rm -rf of dirfd/name, without following symlinks or crossing mounts. */
 int su_rm_rf_at(int dirfd, const char *name);
+/* Copies size bytes of data from in to out (both at offset 0), keeping
+ * holes: FICLONE, else copy_file_range of the data extents, else read and
+ * write.  Returns 0 or a negative errno. */
+int su_copy_data(int in, int out, off_t size);
 /* Full read/write loops that retry on EINTR and short counts. */
 ssize_t su_read_all(int fd, void *buf, size_t len);
 ssize_t su_write_all(int fd, const void *buf, size_t len);

@@ -96,57 +96,6 @@ static int copy_attrs(struct copy_ctx *c, const struct copy_ent *en, const struc
 	return 0;
 }
 
-static int copy_range(int sfd, int dfd, off_t off, off_t end)
-{
-	char buf[65536];
-
-	while (off < end) {
-		loff_t in = off, out = off;
-		ssize_t r = copy_file_range(sfd, &in, dfd, &out, end - off, 0);
-
-		if (r < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
-			      errno == EOPNOTSUPP)) {
-			r = pread(sfd, buf, MIN((off_t)sizeof(buf), end - off), off);
-			if (r > 0 && pwrite(dfd, buf, r, off) != r)
-				return -EIO;
-		}
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			break;
-		off += r;
-	}
-	return 0;
-}
-
-/* Copies the data segments only, so holes stay holes. */
-static int copy_data(int sfd, int dfd, off_t size)
-{
-	off_t off = 0;
-	int r;
-
-	while (off < size) {
-		off_t data = lseek(sfd, off, SEEK_DATA), hole;
-
-		if (data < 0 && errno == ENXIO)
-			break;
-		if (data < 0) {
-			data = off;
-			hole = size;
-		} else {
-			hole = lseek(sfd, data, SEEK_HOLE);
-			if (hole < 0 || hole > size)
-				hole = size;
-		}
-		if ((r = copy_range(sfd, dfd, data, hole)) < 0)
-			return r;
-		off = hole;
-	}
-	return ftruncate(dfd, size) < 0 ? -errno : 0;
-}
-
 static int copy_file(struct copy_ctx *c, const struct copy_ent *en, const struct stat *st)
 {
 	_cleanup_close_ int sfd = openat(en->sdir, en->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -158,7 +107,7 @@ static int copy_file(struct copy_ctx *c, const struct copy_ent *en, const struct
 	dfd = openat(en->ddir, en->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (dfd < 0)
 		return su_error_set(c->e, errno, "create %s", en->dpath);
-	if ((r = copy_data(sfd, dfd, st->st_size)) < 0)
+	if ((r = su_copy_data(sfd, dfd, st->st_size)) < 0)
 		return su_error_set(c->e, -r, "copy %s", en->spath);
 	return 0;
 }
