@@ -111,7 +111,6 @@ static int prepare_workdir(struct sfs_fs *fs, const char *workdir, char *err, si
 
 int sfs_fs_init(struct sfs_fs *fs, struct sfs_opts *o, char *err, size_t errlen)
 {
-	_cleanup_free_ char *upper_real = NULL;
 	char **lowers;
 	int n, r;
 

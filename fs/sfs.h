@@ -27,7 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
-#include <uthash.h>
+#include "util/hash.h"
 
 #include "util/util.h"
 

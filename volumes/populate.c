@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
-#include <uthash.h>
+#include "util/hash.h"
 
 struct link_seen {
 	struct {

@@ -11,7 +11,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <uthash.h>
+#include "util/hash.h"
 
 #define META_MAX (1 << 20)
 
