@@ -12,7 +12,8 @@ static struct {
 	int n, failed;
 } tap;
 
-static inline bool tap_vok(bool pass, const char *fmt, va_list ap)
+static inline __attribute__((format(printf, 2, 0))) bool tap_vok(bool pass, const char *fmt,
+								   va_list ap)
 {
 	tap.n++;
 	printf("%s %d - ", pass ? "ok" : "not ok", tap.n);
