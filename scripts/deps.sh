@@ -5,7 +5,7 @@ set -e
 PKGS="build-essential pkg-config clang libfuse3-dev fuse3 libxxhash-dev uthash-dev
 libarchive-dev libssl-dev libjansson-dev fuse-overlayfs unionfs-fuse fio
 busybox-static valgrind attr acl uidmap util-linux e2fsprogs xfsprogs
-libclang-rt-14-dev gnuplot-nox python3 kmod"
+libclang-rt-14-dev gnuplot-nox python3 kmod jq passwd"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
