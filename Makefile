@@ -21,6 +21,17 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-protot
              -Werror=implicit-function-declaration -Werror=return-type \
              -Wno-unused-parameter -Wno-missing-field-initializers
 CFLAGS   ?= -O2 -g
+
+# The compiler flags come from pkg-config, so a machine without the
+# libraries installs them before anything else is read (deps.sh is quick
+# and silent when everything is there; the .deps rule covers the tools).
+ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && echo ok),ok)
+$(info strata: installing build dependencies (scripts/deps.sh))
+ifneq ($(shell sh scripts/deps.sh >&2 && echo ok),ok)
+$(error scripts/deps.sh failed: run it as root)
+endif
+endif
+
 ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread $(WARN) \
               -I. $(CFLAGS) $(SAN) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
