@@ -56,21 +56,22 @@ int sfs_copy_xattrs(struct sfs_fs *fs, int from, int to)
 	return 0;
 }
 
-/* Sets owner, mode and times of the new object fd from st (in that order:
- * chown clears set-id bits, and every change touches ctime only). */
-static int set_attrs(struct sfs_fs *fs, int fd, const struct stat *st)
+/* Sets owner and mode of the new object fd from st.  Runs before the xattrs
+ * are copied: chown drops set-id bits and file capabilities
+ * (security.capability), so both must come after it. */
+static int set_owner_mode(struct sfs_fs *fs, int fd, const struct stat *st)
 {
-	struct timespec ts[2] = {st->st_atim, st->st_mtim};
-	int r;
+	int r = sfs_fchown(fd, st->st_uid, st->st_gid);
 
-	r = sfs_fchown(fd, st->st_uid, st->st_gid);
 	if (r < 0 && !(r == -EINVAL || r == -EPERM))
 		return r;
-	if (!S_ISLNK(st->st_mode)) {
-		r = sfs_fchmod(fs, fd, st->st_mode & 07777);
-		if (r < 0)
-			return r;
-	}
+	return S_ISLNK(st->st_mode) ? 0 : sfs_fchmod(fs, fd, st->st_mode & 07777);
+}
+
+/* Times last: every other change touched them. */
+static int set_times(struct sfs_fs *fs, int fd, const struct stat *st)
+{
+	struct timespec ts[2] = {st->st_atim, st->st_mtim};
 	return sfs_futimens(fs, fd, ts, S_ISLNK(st->st_mode));
 }
 
@@ -180,6 +181,9 @@ static int copy_up_new(struct sfs_fs *fs, struct sfs_node *n, int pup, const cha
 		if (r < 0)
 			goto fail;
 	}
+	r = set_owner_mode(fs, fd, &st);
+	if (r < 0)
+		goto fail;
 	if (!S_ISLNK(st.st_mode)) {
 		r = sfs_copy_xattrs(fs, n->low[0].fd, fd);
 		if (r == 0)
@@ -187,7 +191,7 @@ static int copy_up_new(struct sfs_fs *fs, struct sfs_node *n, int pup, const cha
 		if (r < 0)
 			goto fail;
 	}
-	r = set_attrs(fs, fd, &st);
+	r = set_times(fs, fd, &st);
 	if (r < 0)
 		goto fail;
 	if (wfd >= 0 && !fs->o->nofsync && fsync(wfd) < 0) {

@@ -275,6 +275,35 @@ static int node_for(struct sfs_fs *fs, struct sfs_node *parent, const char *name
 	return r;
 }
 
+/* A lower file with several names loses one: the other names must see
+ * the link count drop, so it is copied up through the index first, as
+ * overlayfs' index=on does. */
+static int copy_up_hardlinked(struct sfs_fs *fs, struct sfs_node *n)
+{
+	struct stat st;
+
+	if (S_ISDIR(n->type) || sfs_node_upper(n) >= 0 || !n->nlow || fs->indexfd < 0)
+		return 0;
+	if (sfs_fstatat(n->low[0].fd, "", &st, 0) < 0 || st.st_nlink < 2)
+		return 0;
+	return sfs_copy_up(fs, n, SFS_CU_DATA);
+}
+
+/* Gives name in the upper dir pup to n when n is already up under another
+ * name (a hard link copied up through one of its names). */
+static int link_up(struct sfs_fs *fs, struct sfs_node *n, int pup, const char *name)
+{
+	struct stat st;
+	int up = sfs_node_upper(n), r;
+
+	if (S_ISDIR(n->type) || up < 0 || sfs_fstatat(pup, name, &st, 0) != -ENOENT)
+		return 0;
+	r = sfs_linkat_fd(fs, up, pup, name);
+	if (r == 0 && n->indexed)
+		r = sfs_nlink_adjust(fs, up, -1);
+	return r;
+}
+
 int sfs_unlink(struct sfs_fs *fs, struct sfs_node *parent, const char *name, bool dir)
 {
 	struct sfs_res res;
@@ -288,14 +317,12 @@ int sfs_unlink(struct sfs_fs *fs, struct sfs_node *parent, const char *name, boo
 	if (r < 0)
 		return r;
 	if (!dir && res.upper < 0 && res.st.st_nlink > 1 && fs->indexfd >= 0) {
-		/* the other names must see the link count drop: copy up
-		 * through the index first, as overlayfs' index=on does */
 		struct sfs_node *n;
 		sfs_res_free(&res);
 		r = node_for(fs, parent, name, &n);
 		if (r < 0)
 			return r;
-		r = sfs_copy_up(fs, n, SFS_CU_DATA);
+		r = copy_up_hardlinked(fs, n);
 		sfs_node_unref(fs, n);
 		if (r == 0)
 			r = sfs_resolve(fs, parent, name, &res);
@@ -382,10 +409,18 @@ static int do_rename(struct sfs_fs *fs, struct sfs_node *p1, const char *n1, str
 		if (r == 0)
 			r = prepare_move(fs, dst, src_lower);
 		if (r == 0)
+			r = link_up(fs, src, up1, n1);
+		if (r == 0)
+			r = link_up(fs, dst, up2, n2);
+		if (r == 0)
 			r = sfs_renameat2(up1, n1, up2, n2, RENAME_EXCHANGE);
 		return r;
 	}
 	r = prepare_move(fs, src, dst_lower);
+	if (r == 0)
+		r = link_up(fs, src, up1, n1);
+	if (r == 0 && dst)
+		r = copy_up_hardlinked(fs, dst);
 	if (r < 0)
 		return r;
 	if (dst && S_ISDIR(dst->type) && sfs_node_upper(dst) >= 0) {

@@ -9,9 +9,20 @@
 #include <fcntl.h>
 #include <string.h>
 
+int sfs_file_flags(struct sfs_fs *fs, int flags)
+{
+	if (fs->o->writeback) {
+		/* the kernel reads to fill pages of write-only files and
+		 * handles O_APPEND itself */
+		if ((flags & O_ACCMODE) == O_WRONLY)
+			flags = (flags & ~O_ACCMODE) | O_RDWR;
+		flags &= ~O_APPEND;
+	}
+	return flags;
+}
+
 int sfs_open(struct sfs_fs *fs, struct sfs_node *n, int flags, struct sfs_file **out)
 {
-	struct sfs_file *f;
 	bool write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
 	int fd, r;
 
@@ -23,25 +34,28 @@ int sfs_open(struct sfs_fs *fs, struct sfs_node *n, int flags, struct sfs_file *
 		if (r < 0)
 			return r;
 	}
-	if (fs->o->writeback) {
-		/* the kernel reads to fill pages of write-only files and
-		 * handles O_APPEND itself */
-		if ((flags & O_ACCMODE) == O_WRONLY)
-			flags = (flags & ~O_ACCMODE) | O_RDWR;
-		flags &= ~O_APPEND;
-	}
+	flags = sfs_file_flags(fs, flags);
 	fd = sfs_reopen(fs, write ? sfs_node_upper(n) : sfs_node_datafd(n), flags);
 	if (fd < 0)
 		return fd;
-	f = calloc(1, sizeof(*f));
+	r = sfs_file_new(fs, n, fd, flags, out);
+	if (r == 0)
+		(*out)->lower = !write && sfs_node_datafd(n) != sfs_node_upper(n);
+	return r;
+}
+
+int sfs_file_new(struct sfs_fs *fs, struct sfs_node *n, int fd, int flags, struct sfs_file **out)
+{
+	struct sfs_file *f = calloc(1, sizeof(*f));
+
 	if (!f) {
 		close(fd);
 		return -ENOMEM;
 	}
 	f->fd = fd;
+	f->oldfd = f->lowfd = -1;
 	f->flags = flags;
 	f->node = n;
-	f->lower = !write && sfs_node_datafd(n) != sfs_node_upper(n);
 	pthread_mutex_init(&f->lock, NULL);
 	sfs_node_ref(fs, n);
 	*out = f;
@@ -73,9 +87,17 @@ int sfs_file_readfd(struct sfs_fs *fs, struct sfs_file *f)
 		/* opened for writing, nothing written yet: the data is the
 		 * lower's */
 		pthread_mutex_lock(&f->lock);
-		if (f->lowfd <= 0 && f->node->nlow)
-			f->lowfd = sfs_reopen(fs, f->node->low[0].fd, O_RDONLY);
-		fd = f->lowfd > 0 && node_metacopy(f->node) ? f->lowfd : f->fd;
+		if (!node_metacopy(f->node)) {
+			fd = f->fd;
+		} else {
+			if (f->lowfd < 0)
+				f->lowfd = f->node->nlow
+						   ? sfs_reopen(fs, f->node->low[0].fd, O_RDONLY)
+						   : -EIO;
+			fd = f->lowfd;
+			if (f->lowfd < 0)
+				f->lowfd = -1; /* an error this time, a retry next */
+		}
 		pthread_mutex_unlock(&f->lock);
 		return fd;
 	}
@@ -99,9 +121,9 @@ int sfs_file_readfd(struct sfs_fs *fs, struct sfs_file *f)
 void sfs_release(struct sfs_fs *fs, struct sfs_file *f)
 {
 	close(f->fd);
-	if (f->oldfd > 0)
+	if (f->oldfd >= 0)
 		close(f->oldfd);
-	if (f->lowfd > 0)
+	if (f->lowfd >= 0)
 		close(f->lowfd);
 	pthread_mutex_destroy(&f->lock);
 	sfs_node_unref(fs, f->node);

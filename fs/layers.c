@@ -109,6 +109,50 @@ static int prepare_workdir(struct sfs_fs *fs, const char *workdir, char *err, si
 	return 0;
 }
 
+/* Whether a is b or lies below it (both canonical paths). */
+static bool path_within(const char *a, const char *b)
+{
+	size_t n = strlen(b);
+
+	if (n == 1) /* "/" */
+		return true;
+	return !strncmp(a, b, n) && (a[n] == '\0' || a[n] == '/');
+}
+
+/* Refuses layers nested in one another: one directory showing up in two
+ * places of the tree (or the upper inside a lower) gives one inode two
+ * meanings, as kernel overlayfs refuses with ELOOP. */
+static int check_overlap(struct sfs_fs *fs, char *err, size_t errlen)
+{
+	int n = fs->nlayers + (fs->o->workdir ? 1 : 0);
+	char **real = calloc(n, sizeof(*real));
+	int r = 0;
+
+	if (!real)
+		return -ENOMEM;
+	for (int i = 0; i < n && r == 0; i++) {
+		const char *p = i < fs->nlayers ? fs->layers[i].path : fs->o->workdir;
+		real[i] = realpath(p, NULL);
+		if (!real[i])
+			r = -errno;
+	}
+	for (int i = 0; i < n && r == 0; i++)
+		for (int j = 0; j < n && r == 0; j++) {
+			bool writable = (i < fs->nlayers && fs->layers[i].upper) || i == fs->nlayers;
+			if (i == j || !path_within(real[j], real[i]))
+				continue;
+			if (!writable && !strcmp(real[i], real[j]))
+				continue; /* one lower listed twice is harmless */
+			snprintf(err, errlen, "\"%s\" and \"%s\" overlap: layers must not contain each other",
+				 real[j], real[i]);
+			r = -ELOOP;
+		}
+	for (int i = 0; i < n; i++)
+		free(real[i]);
+	free(real);
+	return r;
+}
+
 int sfs_fs_init(struct sfs_fs *fs, struct sfs_opts *o, char *err, size_t errlen)
 {
 	char **lowers;
@@ -161,6 +205,12 @@ int sfs_fs_init(struct sfs_fs *fs, struct sfs_opts *o, char *err, size_t errlen)
 	su_strv_free(lowers);
 	if (r < 0)
 		return r;
+	r = check_overlap(fs, err, errlen);
+	if (r < 0) {
+		if (!*err)
+			snprintf(err, errlen, "resolving layer paths: %s", strerror(-r));
+		return r;
+	}
 	if (fs->upper) {
 		r = prepare_workdir(fs, o->workdir, err, errlen);
 		if (r < 0)

@@ -5,10 +5,8 @@
 #include "fs/sfs.h"
 
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/syscall.h>
 
 void sfs_res_free(struct sfs_res *res)
 {
@@ -35,18 +33,6 @@ static int add_lower(struct sfs_res *res, int fd, int layer)
 	return 0;
 }
 
-/* Opens a path below a layer root without following symlinks or leaving it
- * (absolute redirects name such paths). */
-static int open_beneath(int dirfd, const char *path)
-{
-	struct open_how how = {
-		.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-	};
-	int r = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-	return r < 0 ? -errno : r;
-}
-
 static bool has_oci_whiteout(int dirfd, const char *name)
 {
 	char wh[NAME_MAX + 8];
@@ -60,8 +46,7 @@ static bool has_oci_whiteout(int dirfd, const char *name)
 /* Looks for name in the candidate lower dirs; want_dirs collects the
  * stack of a merged directory, otherwise the first object is taken. */
 static int scan_lowers(struct sfs_fs *fs, const struct sfs_lower *dirs, int ndirs,
-		       const char *name, bool beneath_roots, bool upper_dir, bool upper_nondir,
-		       struct sfs_res *res)
+		       const char *name, bool upper_dir, bool upper_nondir, struct sfs_res *res)
 {
 	if (su_str_has_prefix(name, ".wh."))
 		return 0;
@@ -69,10 +54,9 @@ static int scan_lowers(struct sfs_fs *fs, const struct sfs_lower *dirs, int ndir
 		struct stat st;
 		int fd, r;
 
-		fd = beneath_roots ? open_beneath(dirs[i].fd, name)
-				   : sfs_openat(dirs[i].fd, name, O_PATH | O_NOFOLLOW, 0);
+		fd = sfs_openat(dirs[i].fd, name, O_PATH | O_NOFOLLOW, 0);
 		if (fd == -ENOENT || fd == -ENOTDIR) {
-			if (!beneath_roots && has_oci_whiteout(dirs[i].fd, name))
+			if (has_oci_whiteout(dirs[i].fd, name))
 				return 0;
 			continue;
 		}
@@ -117,6 +101,48 @@ static char *join_path(const char *a, const char *b)
 	return *a ? su_asprintf("%s/%s", a, b) : strdup(b);
 }
 
+/* Lowers of an absolute redirect: the path is looked up from the lower
+ * roots one component at a time through the merged lower stack, so a
+ * whiteout, an opaque directory or a non-directory part-way stops it, as
+ * in a lookup through the mount. */
+static int scan_redirect_abs(struct sfs_fs *fs, const char *path, bool upper_nondir,
+			     struct sfs_res *res)
+{
+	_cleanup_free_ struct sfs_lower *roots = calloc(fs->nlayers, sizeof(*roots));
+	_cleanup_free_ char *p = strdup(path);
+	struct sfs_res step = {.upper = -1};
+	struct sfs_lower *dirs = roots;
+	char *save = NULL, *comp, *next;
+	int ndirs = 0, r = 0;
+
+	if (!roots || !p)
+		return -ENOMEM;
+	for (int i = fs->first_lower; i < fs->nlayers; i++)
+		roots[ndirs++] = (struct sfs_lower){fs->layers[i].fd, i};
+	for (comp = strtok_r(p, "/", &save); comp && ndirs; comp = next) {
+		struct sfs_res sub = {.upper = -1};
+
+		next = strtok_r(NULL, "/", &save);
+		if (!strcmp(comp, ".") || !strcmp(comp, "..")) {
+			su_warn("ignoring redirect \"/%s\" that leaves the layers", path);
+			break;
+		}
+		if (!next) {
+			r = scan_lowers(fs, dirs, ndirs, comp, !upper_nondir, upper_nondir, res);
+			break;
+		}
+		r = scan_lowers(fs, dirs, ndirs, comp, true, false, &sub);
+		sfs_res_free(&step);
+		step = sub;
+		dirs = step.low;
+		ndirs = step.nlow;
+		if (r < 0)
+			break;
+	}
+	sfs_res_free(&step);
+	return r;
+}
+
 /* Lowers of an object renamed in the upper: absolute redirects name a path
  * from the layer roots, relative ones a name in the parent's lowers. */
 static int scan_redirect(struct sfs_fs *fs, struct sfs_node *parent, const char *redirect,
@@ -126,21 +152,16 @@ static int scan_redirect(struct sfs_fs *fs, struct sfs_node *parent, const char 
 
 	res->redirected = true;
 	if (redirect[0] == '/') {
-		struct sfs_lower *roots = calloc(fs->nlayers, sizeof(*roots));
-		int n = 0;
-
-		if (!roots)
-			return -ENOMEM;
-		for (int i = fs->first_lower; i < fs->nlayers; i++)
-			roots[n++] = (struct sfs_lower){fs->layers[i].fd, i};
-		r = scan_lowers(fs, roots, n, redirect + 1, true, !upper_nondir, upper_nondir, res);
-		free(roots);
+		r = scan_redirect_abs(fs, redirect + 1, upper_nondir, res);
 		if (r == 0 && res->nlow && !(res->lowpath = strdup(redirect + 1)))
 			r = -ENOMEM;
 		return r;
 	}
-	r = scan_lowers(fs, parent->low, parent->nlow, redirect, false, !upper_nondir, upper_nondir,
-			res);
+	if (strchr(redirect, '/') || !strcmp(redirect, "..") || !strcmp(redirect, ".")) {
+		su_warn("ignoring malformed relative redirect \"%s\"", redirect);
+		return 0;
+	}
+	r = scan_lowers(fs, parent->low, parent->nlow, redirect, !upper_nondir, upper_nondir, res);
 	if (r == 0 && res->nlow && !(res->lowpath = join_path(parent->lowpath, redirect)))
 		r = -ENOMEM;
 	return r;
@@ -245,7 +266,7 @@ int sfs_resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name, st
 			redirect[rl] = '\0';
 			r = scan_redirect(fs, parent, redirect, upper_nondir, res);
 		} else {
-			r = scan_lowers(fs, parent->low, parent->nlow, name, false, upper_dir,
+			r = scan_lowers(fs, parent->low, parent->nlow, name, upper_dir,
 					upper_nondir, res);
 			if (r == 0 && res->nlow && !(res->lowpath = join_path(parent->lowpath, name)))
 				r = -ENOMEM;

@@ -189,24 +189,18 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int fd, r;
 
 	r = sfs_create_node(fs, NODE(req, parent), name, S_IFREG | (mode & 07777), 0, NULL, &ctx,
-			    &e, &fd, fi->flags);
+			    &e, &fd, sfs_file_flags(fs, fi->flags));
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
 	n = sfs_node_get(fs, e.ino);
-	f = calloc(1, sizeof(*f));
-	if (!f) {
-		close(fd);
+	r = sfs_file_new(fs, n, fd, sfs_file_flags(fs, fi->flags), &f);
+	if (r < 0) {
 		sfs_node_forget(fs, n, 1);
-		fuse_reply_err(req, ENOMEM);
+		fuse_reply_err(req, -r);
 		return;
 	}
-	f->fd = fd;
-	f->flags = fi->flags;
-	f->node = n;
-	pthread_mutex_init(&f->lock, NULL);
-	sfs_node_ref(fs, n);
 	fi->fh = (uintptr_t)f;
 	if (fuse_reply_create(req, &e, fi) == -ENOENT)
 		sfs_release(fs, f);
@@ -220,6 +214,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = sfs_file_readfd(FS(req), FILEOF(fi));
 	buf.buf[0].pos = off;
+	if (buf.buf[0].fd < 0) {
+		fuse_reply_err(req, -buf.buf[0].fd);
+		return;
+	}
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
@@ -307,9 +305,10 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 		memset(&e, 0, sizeof(e));
 		if (i < 2) {
-			struct sfs_node *p = i == 0 ? n : (n->parent ? n->parent : n);
 			name = i == 0 ? "." : "..";
-			e.attr.st_ino = p->ino;
+			pthread_mutex_lock(&n->lock);
+			e.attr.st_ino = i == 1 && n->parent ? n->parent->ino : n->ino;
+			pthread_mutex_unlock(&n->lock);
 			e.attr.st_mode = S_IFDIR;
 		} else {
 			struct sfs_dirent *de = &d->ents[i - 2];
@@ -470,7 +469,8 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		     struct fuse_file_info *fi)
 {
-	off_t r = lseek(sfs_file_readfd(FS(req), FILEOF(fi)), off, whence);
+	int fd = sfs_file_readfd(FS(req), FILEOF(fi));
+	off_t r = fd < 0 ? (errno = -fd, -1) : lseek(fd, off, whence);
 
 	if (r < 0)
 		fuse_reply_err(req, errno);
@@ -490,7 +490,12 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, -out);
 		return;
 	}
-	r = copy_file_range(sfs_file_readfd(FS(req), FILEOF(fi_in)), &oi, out, &oo, len, flags);
+	int in = sfs_file_readfd(FS(req), FILEOF(fi_in));
+	if (in < 0) {
+		fuse_reply_err(req, -in);
+		return;
+	}
+	r = copy_file_range(in, &oi, out, &oo, len, flags);
 	if (r < 0)
 		fuse_reply_err(req, errno);
 	else

@@ -294,14 +294,18 @@ int sfs_dir_clear_whiteouts(struct sfs_fs *fs, int fd);
 
 struct sfs_file {
 	int fd;
-	int oldfd;    /* the lower fd replaced after a copy-up, or 0 */
-	int lowfd;    /* writable handle of a metacopy file: its lower data, or 0 */
+	int oldfd;    /* the lower fd replaced after a copy-up, or -1 */
+	int lowfd;    /* writable handle of a metacopy file: its lower data, or -1 */
 	bool lower;   /* fd is a lower file: reopen once n has upper data */
 	int flags;
 	struct sfs_node *node;
 	pthread_mutex_t lock;
 };
 int sfs_open(struct sfs_fs *fs, struct sfs_node *n, int flags, struct sfs_file **out);
+/* Open flags as passed to the layer (writeback cache changes them). */
+int sfs_file_flags(struct sfs_fs *fs, int flags);
+/* Wraps an fd already open on n (create) into a file handle. */
+int sfs_file_new(struct sfs_fs *fs, struct sfs_node *n, int fd, int flags, struct sfs_file **out);
 void sfs_release(struct sfs_fs *fs, struct sfs_file *f);
 /* The fd to read from, refreshed after a copy-up by another handle. */
 int sfs_file_readfd(struct sfs_fs *fs, struct sfs_file *f);
