@@ -194,7 +194,8 @@ static int copy_up_new(struct sfs_fs *fs, struct sfs_node *n, int pup, const cha
 	r = set_times(fs, fd, &st);
 	if (r < 0)
 		goto fail;
-	if (wfd >= 0 && !fs->o->nofsync && fsync(wfd) < 0) {
+	/* only data needs the flush: the rename below orders the metadata */
+	if (wfd >= 0 && !meta && st.st_size > 0 && !fs->o->nofsync && fsync(wfd) < 0) {
 		r = -errno;
 		goto fail;
 	}

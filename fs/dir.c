@@ -25,24 +25,33 @@ static int fill_entry(struct sfs_fs *fs, struct sfs_node *n, struct fuse_entry_p
 	return 0;
 }
 
-/* Publishes the object now at parent/name as a node with a kernel ref. */
-static int publish_new(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
-		       struct fuse_entry_param *e)
+/* Publishes an object this mount just made at parent/name (fd: its O_PATH
+ * fd, taken over).  It has no lowers -- a name made over a whiteout is
+ * opaque -- so nothing needs resolving. */
+static int publish_created(struct sfs_fs *fs, struct sfs_node *parent, const char *name, int *fd,
+			   struct fuse_entry_param *e)
 {
-	struct sfs_res res;
+	struct sfs_res res = {.upper = -1};
 	struct sfs_node *n;
-	int r = sfs_resolve(fs, parent, name, &res);
+	int r = sfs_fstatat(*fd, "", &res.st, 0);
 
 	if (r < 0)
 		return r;
+	struct stat st = res.st;
+	res.upper = su_steal_fd(fd);
+	res.type = st.st_mode & S_IFMT;
+	res.ino = sfs_make_ino(fs, 0, st.st_ino);
 	r = sfs_node_publish(fs, parent, name, &res, true, &n);
 	sfs_res_free(&res);
 	if (r < 0)
 		return r;
-	r = fill_entry(fs, n, e);
-	if (r < 0)
-		sfs_node_forget(fs, n, 1);
-	return r;
+	memset(e, 0, sizeof(*e));
+	e->attr = st;
+	sfs_present_stat(fs, n, &e->attr);
+	e->ino = sfs_node_id(fs, n);
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
+	return 0;
 }
 
 /* Whether the upper dir has a whiteout at name (-errno on errors). */
@@ -152,7 +161,7 @@ int sfs_create_node(struct sfs_fs *fs, struct sfs_node *parent, const char *name
 		if (r < 0)
 			goto fail;
 	}
-	r = publish_new(fs, parent, name, e);
+	r = publish_created(fs, parent, name, &fd, e);
 	if (r < 0 && openfd && *openfd >= 0) {
 		close(*openfd);
 		*openfd = -1;

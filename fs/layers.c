@@ -163,6 +163,7 @@ int sfs_fs_init(struct sfs_fs *fs, struct sfs_opts *o, char *err, size_t errlen)
 	fs->workfd = fs->indexfd = fs->procfd = -1;
 	fs->timeout = o->timeout;
 	fs->uid = geteuid();
+	fs->pid = (unsigned)getpid();
 	pthread_mutex_init(&fs->table_lock, NULL);
 	if (!o->lowerdir) {
 		snprintf(err, errlen, "no lowerdir specified (-o lowerdir=DIR[:DIR...])");
@@ -289,16 +290,54 @@ static bool xattr_is_y(struct sfs_fs *fs, int fd, const char *name)
 	return r == 1 && v[0] == 'y';
 }
 
+unsigned sfs_ox_present(struct sfs_fs *fs, int fd)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} ours[] = {
+		{"opaque", SFS_OX_OPAQUE},     {"redirect", SFS_OX_REDIRECT},
+		{"metacopy", SFS_OX_METACOPY}, {"origin", SFS_OX_ORIGIN},
+		{"strata.ino", SFS_OX_INO},    {"nlink", SFS_OX_NLINK},
+		{"impure", SFS_OX_IMPURE},
+	};
+	char stackbuf[1024];
+	_cleanup_free_ char *heap = NULL;
+	char *buf = stackbuf;
+	ssize_t len = sfs_flistxattr(fs, fd, buf, sizeof(stackbuf));
+	unsigned bits = 0;
+
+	if (len == -ERANGE) {
+		len = sfs_flistxattr(fs, fd, NULL, 0);
+		if (len > 0 && (heap = malloc(len)))
+			len = sfs_flistxattr(fs, fd, buf = heap, len);
+	}
+	for (char *p = buf; len > 0 && p < buf + len; p += strlen(p) + 1) {
+		if (!strcmp(p, "user.fuseoverlayfs.opaque") || !strcmp(p, "user.overlay.opaque") ||
+		    !strcmp(p, "trusted.overlay.opaque"))
+			bits |= SFS_OX_FOREIGN_OPAQUE;
+		if (strncmp(p, fs->xp, fs->xplen))
+			continue;
+		for (size_t i = 0; i < ARRAY_SIZE(ours); i++)
+			if (!strcmp(p + fs->xplen, ours[i].name))
+				bits |= ours[i].bit;
+	}
+	return bits;
+}
+
 bool sfs_lower_dir_opaque(struct sfs_fs *fs, int fd)
 {
 	struct stat st;
 
-	if (xattr_is_y(fs, fd, fs->xp[0] == 't' ? "trusted.overlay.opaque" : "user.overlay.opaque"))
-		return true;
-	if (fs->xp[0] == 't' && xattr_is_y(fs, fd, "user.overlay.opaque"))
-		return true;
-	if (xattr_is_y(fs, fd, "user.fuseoverlayfs.opaque"))
-		return true;
+	if (sfs_ox_present(fs, fd) & SFS_OX_FOREIGN_OPAQUE) {
+		if (xattr_is_y(fs, fd, fs->xp[0] == 't' ? "trusted.overlay.opaque"
+							: "user.overlay.opaque"))
+			return true;
+		if (fs->xp[0] == 't' && xattr_is_y(fs, fd, "user.overlay.opaque"))
+			return true;
+		if (xattr_is_y(fs, fd, "user.fuseoverlayfs.opaque"))
+			return true;
+	}
 	return sfs_fstatat(fd, ".wh..wh..opq", &st, 0) == 0;
 }
 

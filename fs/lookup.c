@@ -211,16 +211,18 @@ static int check_index(struct sfs_fs *fs, struct sfs_res *res)
 	return 0;
 }
 
-static uint64_t upper_file_ino(struct sfs_fs *fs, struct sfs_res *res, bool *want_lower)
+static uint64_t upper_file_ino(struct sfs_fs *fs, struct sfs_res *res, unsigned ox,
+			       bool *want_lower)
 {
 	uint64_t v;
-	uint8_t fh[8];
 
-	if (sfs_getox(fs, res->upper, "strata.ino", &v, sizeof(v)) == sizeof(v))
+	if ((ox & SFS_OX_INO) &&
+	    sfs_getox(fs, res->upper, "strata.ino", &v, sizeof(v)) == sizeof(v))
 		return le64toh(v);
-	/* Copied up by another overlayfs implementation: the lower at the
-	 * same path, when there is one, gives the number. */
-	*want_lower = !S_ISREG(res->st.st_mode) || sfs_getox(fs, res->upper, "origin", fh, 0) > 0;
+	/* Copied up by another overlayfs implementation, or a special file
+	 * that cannot carry xattrs: the lower at the same path, when there
+	 * is one, gives the number. */
+	*want_lower = !S_ISREG(res->st.st_mode) || (ox & SFS_OX_ORIGIN);
 	return 0;
 }
 
@@ -243,19 +245,21 @@ int sfs_resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name, st
 				close(fd);
 				return -ENOENT;
 			}
+			unsigned ox = sfs_ox_present(fs, fd);
+
 			res->upper = fd;
 			res->type = res->st.st_mode & S_IFMT;
 			if (S_ISDIR(res->st.st_mode)) {
 				upper_dir = true;
-				res->opaque = sfs_upper_dir_opaque(fs, fd);
+				res->opaque = (ox & SFS_OX_OPAQUE) && sfs_upper_dir_opaque(fs, fd);
 				want_lower = !res->opaque;
 			} else {
 				upper_nondir = true;
-				res->metacopy = sfs_getox(fs, fd, "metacopy", NULL, 0) >= 0;
-				ino = upper_file_ino(fs, res, &want_lower);
+				res->metacopy = ox & SFS_OX_METACOPY;
+				ino = upper_file_ino(fs, res, ox, &want_lower);
 				want_lower = want_lower || res->metacopy;
 			}
-			if (want_lower)
+			if (want_lower && (ox & SFS_OX_REDIRECT))
 				rl = sfs_getox(fs, fd, "redirect", redirect, sizeof(redirect) - 1);
 		} else if (fd != -ENOENT) {
 			return fd;

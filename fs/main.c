@@ -196,6 +196,7 @@ int main(int argc, char **argv)
 		goto out_mount;
 	if (!o.foreground)
 		su_log_to_syslog();
+	fs.pid = (unsigned)getpid();
 	/* /proc/self of the process that opened it, which daemonizing left */
 	close(fs.procfd);
 	fs.procfd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -126,6 +126,7 @@ struct sfs_fs {
 	pthread_mutex_t table_lock; /* guards nodes, nlookup, refs */
 	struct sfs_node *nodes;
 	uint64_t tmpseq;          /* atomic counter for temporary names */
+	unsigned pid;             /* for temporary names (set after daemonizing) */
 	double timeout;
 };
 
@@ -166,6 +167,19 @@ int sfs_rmox(struct sfs_fs *fs, int fd, const char *name);
 /* True for names the filesystem keeps to itself (hidden from listxattr). */
 bool sfs_is_private_xattr(struct sfs_fs *fs, const char *name);
 bool sfs_is_whiteout(const struct stat *st);
+/* Which overlay xattrs an object carries, from one listxattr call, so the
+ * common object with none costs a single system call. */
+enum {
+	SFS_OX_OPAQUE = 1 << 0,
+	SFS_OX_REDIRECT = 1 << 1,
+	SFS_OX_METACOPY = 1 << 2,
+	SFS_OX_ORIGIN = 1 << 3,
+	SFS_OX_INO = 1 << 4,
+	SFS_OX_NLINK = 1 << 5,
+	SFS_OX_IMPURE = 1 << 6,
+	SFS_OX_FOREIGN_OPAQUE = 1 << 7, /* opaque in another format (lowers) */
+};
+unsigned sfs_ox_present(struct sfs_fs *fs, int fd);
 /* Lower directory fd opaque (xattr in any known format, or .wh..wh..opq). */
 bool sfs_lower_dir_opaque(struct sfs_fs *fs, int fd);
 bool sfs_upper_dir_opaque(struct sfs_fs *fs, int fd);

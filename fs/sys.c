@@ -179,5 +179,5 @@ int sfs_ftruncate(struct sfs_fs *fs, int fd, off_t size)
 char *sfs_tmpname(struct sfs_fs *fs)
 {
 	uint64_t n = __atomic_add_fetch(&fs->tmpseq, 1, __ATOMIC_RELAXED);
-	return su_asprintf("#%x.%llx", (unsigned)getpid(), (unsigned long long)n);
+	return su_asprintf("#%x.%llx", fs->pid, (unsigned long long)n);
 }
