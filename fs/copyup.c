@@ -184,13 +184,13 @@ static int copy_up_new(struct sfs_fs *fs, struct sfs_node *n, int pup, const cha
 	r = set_owner_mode(fs, fd, &st);
 	if (r < 0)
 		goto fail;
-	if (!S_ISLNK(st.st_mode)) {
-		r = sfs_copy_xattrs(fs, n->low[0].fd, fd);
-		if (r == 0)
-			r = set_origin(fs, n, fd);
-		if (r < 0)
-			goto fail;
-	}
+	/* (the /proc link of an O_PATH symlink fd reaches the link itself,
+	 * so symlinks keep their xattrs and inode number too) */
+	r = sfs_copy_xattrs(fs, n->low[0].fd, fd);
+	if (r == 0)
+		r = set_origin(fs, n, fd);
+	if (r < 0)
+		goto fail;
 	r = set_times(fs, fd, &st);
 	if (r < 0)
 		goto fail;

@@ -96,6 +96,22 @@ mnt
 t_is "$(ls "$D/m/c" 2>&1)" "file" "redirect past a lower symlink"
 um
 
+# a symlink keeps its inode number when renamed after copy-up, and across
+# a remount (rootless, user.* xattrs cannot be set on symlinks)
+setup sym
+ln -s target "$D/l1/sym"
+mnt
+before=$(stat -c %i "$D/m/sym")
+mv "$D/m/sym" "$D/m/sym2"
+um
+mnt
+if [ "$STRATA_ROOTLESS" = 1 ]; then
+	t_skip "renamed symlink keeps its inode number" "user.* xattrs cannot be set on symlinks"
+else
+	t_is "$(stat -c %i "$D/m/sym2")" "$before" "renamed symlink keeps its inode number"
+fi
+um
+
 # layers inside one another are refused before mounting
 setup ov
 mkdir -p "$D/l2/sub"
