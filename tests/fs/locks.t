@@ -28,7 +28,10 @@ both() {
 # hold MODE FILE: a background process holding flock MODE (-x/-s) on FILE
 # (opened read-only, created if missing) until killed; returns once held.
 hold() {
-	local ready=$T/held.$((++nhold))
+	# (called in $(...) subshells, where the counter restarts: the marker
+	# of an earlier run must not count as this lock being held)
+	local ready=$T/held.$BASHPID.$((++nhold))
+	rm -f "$ready"
 	[ -e "$2" ] || : >"$2"
 	(exec 9<"$2" && flock "$1" 9 && touch "$ready" && exec sleep 30) &
 	holder=$!
