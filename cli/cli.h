@@ -36,4 +36,11 @@ int cli_bad_option(const char *cmd, int c, char **argv);
 
 int cli_volume(struct cli_ctx *ctx, int argc, char **argv);
 
+/* ---- cli/image.c, cli/mount.c ---- */
+
+int cli_image(struct cli_ctx *ctx, int argc, char **argv);
+int cli_mount(struct cli_ctx *ctx, int argc, char **argv);
+int cli_umount(struct cli_ctx *ctx, int argc, char **argv);
+int cli_diff(struct cli_ctx *ctx, int argc, char **argv);
+
 #endif

@@ -13,6 +13,10 @@ static int cli_help(struct cli_ctx *ctx, int argc, char **argv);
 
 static const struct cli_command commands[] = {
 	{"volume", cli_volume, "Manage volumes"},
+	{"image", cli_image, "Manage images"},
+	{"mount", cli_mount, "Mount an image to inspect it, or list mounts"},
+	{"umount", cli_umount, "Unmount what strata mount mounted"},
+	{"diff", cli_diff, "Show the changes of a container or upper dir"},
 	{"version", cli_version, "Show the strata version"},
 	{"help", cli_help, "Show this help"},
 };
