@@ -123,3 +123,37 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+
+# ---- fuzzing and stress (tests/fuzz, tests/stress) ----
+# `make fuzz` builds the libraries again with clang, libFuzzer and ASan+UBSan
+# under $(B)/fuzz, then runs each tests/fuzz/fuzz-NAME.c for FUZZ_SECONDS
+# from its seeds in tests/fuzz/corpus/NAME (new inputs go to
+# $(B)/fuzz/corpus-NAME, crashes to $(B)/fuzz/crash-NAME-*).
+# `make stress STRESS_SECONDS=3600` runs the randomized workload longer.
+FUZZ_SECONDS ?= 60
+STRESS_SECONDS ?= 600
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+.PHONY: fuzz fuzz-build stress
+
+fuzz-build: $(B)/.deps
+	@$(MAKE) --no-print-directory B=$(abspath $(B))/fuzz CC=clang SAN="$(FUZZ_SAN)" \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer" $(patsubst %,$(abspath $(B))/fuzz/fuzz-%,$(FUZZ_NAMES))
+
+$(B)/fuzz-%: $(B)/obj/tests/fuzz/fuzz-%.o $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz: fuzz-build
+	@set -e; for n in $(FUZZ_NAMES); do \
+	  mkdir -p $(B)/fuzz/corpus-$$n; \
+	  echo "fuzz $$n: $(FUZZ_SECONDS) s"; \
+	  rc=0; $(B)/fuzz/fuzz-$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(B)/fuzz/crash-$$n- $(B)/fuzz/corpus-$$n tests/fuzz/corpus/$$n \
+	    >$(B)/fuzz/$$n.log 2>&1 || rc=$$?; \
+	  grep -E '^#[0-9]+.*DONE|^stat::number_of_executed_units|ERROR|^SUMMARY' $(B)/fuzz/$$n.log || true; \
+	  test $$rc -eq 0 || { echo "fuzz $$n: crash, see $(B)/fuzz/$$n.log"; exit 1; }; \
+	done
+
+stress: all
+	@STRESS_SECONDS=$(STRESS_SECONDS) B=$(abspath $(B)) bash tests/stress/stress.t

@@ -272,6 +272,14 @@ static int copy_up_data(struct sfs_fs *fs, struct sfs_node *n, enum sfs_cu how)
 	}
 	if (r == 0 && !fs->o->nofsync && fsync(wfd) < 0)
 		r = -errno;
+	if (r < 0 && how != SFS_CU_EMPTY) {
+		/* still a metacopy file, read from the lower: give back the
+		 * blocks the partial copy took (a full disk stays usable) */
+		struct stat ust;
+		if (fstat(wfd, &ust) == 0 && ftruncate(wfd, 0) == 0)
+			(void)!ftruncate(wfd, ust.st_size);
+		return r;
+	}
 	if (r == 0)
 		r = sfs_rmox(fs, n->upper, "metacopy");
 	if (r == 0) {

@@ -1,0 +1,74 @@
+#!/bin/bash
+# tests/fault/lostdaemon.t: when strata-fs dies (SIGKILL), the processes using
+# the mount get errors (ENOTCONN), none hangs: a reader in the middle of a
+# large file, a writer in the middle of a large write, a process whose cwd is
+# in the mount, one holding an open descriptor, one listing a directory, and
+# new calls made afterwards.  The dead mount is then detached and the same
+# upper mounts again with what was written before the kill.
+# rootless: yes
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../fs/fslib.sh"
+fs_need_sfs
+
+mkdir -p "$T/lower/d" "$T/upper" "$T/work" "$T/mnt"
+head -c 256M /dev/urandom >"$T/lower/big"
+for i in $(seq 200); do echo "$i" >"$T/lower/d/f$i"; done
+OPTS=lowerdir=$T/lower,upperdir=$T/upper,workdir=$T/work
+echo "$T/mnt" >>"$T/.mounts"
+
+mount_fg() {
+	"$STRATA_FS" -f -o "$OPTS" "$T/mnt" 2>>"$T/daemon.err" &
+	DAEMON=$!
+	echo "$DAEMON" >>"$T/.pids"
+	for _ in $(seq 200); do
+		mountpoint -q "$T/mnt" && return 0
+		kill -0 "$DAEMON" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+
+t_ok "mount in the foreground" mount_fg
+echo before >"$T/mnt/kept"
+# The users, each leaving its exit status and stderr in $T/u.NAME.
+user() {
+	local name=$1
+	shift
+	(
+		"$@" >/dev/null 2>"$T/u.$name.err"
+		echo $? >"$T/u.$name.rc"
+	) &
+	echo $! >>"$T/.pids"
+}
+user reader2 dd if="$T/mnt/big" of=/dev/null bs=4k status=none iflag=direct
+user writer dd if=/dev/zero of="$T/mnt/new" bs=64k count=100000 status=none
+user cwd sh -c "cd '$T/mnt/d' && while ls >/dev/null && cat f1 >/dev/null; do :; done; exit 1"
+user heldfd sh -c "exec 3<'$T/mnt/d/f2'; sleep 1.5; cat <&3 && cat '$T/mnt/d/f3'"
+user lister sh -c "while ls -l '$T/mnt/d' >/dev/null; do :; done; exit 1"
+sleep 1
+t_ok "the daemon is alive with five users" kill -0 "$DAEMON"
+kill -9 "$DAEMON"
+wait "$DAEMON" 2>/dev/null
+start=$SECONDS
+for _ in $(seq 100); do
+	n=0
+	for u in reader2 writer cwd heldfd lister; do [ -f "$T/u.$u.rc" ] && n=$((n + 1)); done
+	[ $n = 5 ] && break
+	sleep 0.1
+done
+t_diag "all users ended within $((SECONDS - start)) s of the kill"
+for u in reader2 writer cwd heldfd lister; do
+	rc=$(cat "$T/u.$u.rc" 2>/dev/null || echo hung)
+	t_ok "$u: fails (status $rc), does not hang" test "$rc" != hung -a "$rc" != 0
+	t_ok "$u: the error is ENOTCONN" grep -q "Transport endpoint is not connected\|Software caused connection abort" "$T/u.$u.err"
+done
+t_is "$(timeout 5 "$HELPERS/fsop" stat "$T/mnt/kept")" ENOTCONN "stat after the kill: ENOTCONN"
+t_is "$(timeout 5 "$HELPERS/fsop" creat "$T/mnt/x")" ENOTCONN "create after the kill: ENOTCONN"
+t_is "$(timeout 5 "$HELPERS/fsop" opendir "$T/mnt")" ENOTCONN "opendir after the kill: ENOTCONN"
+t_ok "the dead mount detaches" sh -c "umount -l '$T/mnt' 2>/dev/null || fusermount3 -uz '$T/mnt'"
+t_ok "the same upper and workdir mount again" mount_fg
+t_is "$(cat "$T/mnt/kept")" before "a file written before the kill is there"
+t_is "$(find "$T/work/work" -mindepth 1 | wc -l)" 0 "workdir clean"
+t_is "$(md5sum <"$T/mnt/big")" "$(md5sum <"$T/lower/big")" "the big file reads as the lower"
+t_ok "unmount" t_umount "$T/mnt"
+t_done
