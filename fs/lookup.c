@@ -226,11 +226,14 @@ static uint64_t upper_file_ino(struct sfs_fs *fs, struct sfs_res *res, unsigned 
 	return 0;
 }
 
-int sfs_resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name, struct sfs_res *res)
+/* start: the first of the parent's lowers to look in, with the upper known
+ * to hold nothing at name when start > 0. */
+static int resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name, int start,
+		   struct sfs_res *res)
 {
 	char redirect[PATH_MAX];
 	ssize_t rl = -1;
-	int pup = sfs_node_upper(parent);
+	int pup = start ? -1 : sfs_node_upper(parent);
 	bool upper_dir = false, upper_nondir = false, want_lower = true;
 	uint64_t ino = 0;
 	int r;
@@ -270,8 +273,8 @@ int sfs_resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name, st
 			redirect[rl] = '\0';
 			r = scan_redirect(fs, parent, redirect, upper_nondir, res);
 		} else {
-			r = scan_lowers(fs, parent->low, parent->nlow, name, upper_dir,
-					upper_nondir, res);
+			r = scan_lowers(fs, parent->low + start, parent->nlow - start, name,
+					upper_dir, upper_nondir, res);
 			if (r == 0 && res->nlow && !(res->lowpath = join_path(parent->lowpath, name)))
 				r = -ENOMEM;
 		}
@@ -302,6 +305,25 @@ int sfs_resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name, st
 	}
 	res->ino = ino;
 	return 0;
+}
+
+int sfs_resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name, struct sfs_res *res)
+{
+	return resolve(fs, parent, name, 0, res);
+}
+
+int sfs_resolve_hint(struct sfs_fs *fs, struct sfs_node *parent, const char *name, int pos,
+		     struct sfs_res *res)
+{
+	struct stat st;
+	int pup = sfs_node_upper(parent);
+
+	/* the listing may be older than a copy-up or a removal: anything in
+	 * the upper now means the full walk */
+	if (pos <= 0 || pos >= parent->nlow ||
+	    (pup >= 0 && sfs_fstatat(pup, name, &st, 0) != -ENOENT))
+		return resolve(fs, parent, name, 0, res);
+	return resolve(fs, parent, name, pos, res);
 }
 
 bool sfs_lower_has(struct sfs_fs *fs, struct sfs_node *parent, const char *name)

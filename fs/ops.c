@@ -316,7 +316,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 			e.attr.st_ino = de->ino;
 			e.attr.st_mode = (mode_t)de->type << 12;
 			if (plus) {
-				int lr = sfs_lookup(fs, n, name, &e);
+				int lr = sfs_lookup_hint(fs, n, name, de->pos, &e);
 				if (lr == -ENOENT)
 					continue; /* removed since the listing was made */
 				if (lr < 0) {
@@ -505,13 +505,20 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 	       struct fuse_entry_param *e)
 {
+	return sfs_lookup_hint(fs, parent, name, -1, e);
+}
+
+int sfs_lookup_hint(struct sfs_fs *fs, struct sfs_node *parent, const char *name, int pos,
+		    struct fuse_entry_param *e)
+{
 	struct sfs_res res;
 	struct sfs_node *n;
 	int r;
 
 	if (!S_ISDIR(parent->type))
 		return -ENOTDIR;
-	r = sfs_resolve(fs, parent, name, &res);
+	r = pos > 0 ? sfs_resolve_hint(fs, parent, name, pos, &res)
+		    : sfs_resolve(fs, parent, name, &res);
 	if (r < 0)
 		return r;
 	/* the stat taken while resolving becomes the reply's attributes */

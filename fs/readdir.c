@@ -47,7 +47,8 @@ static void seen_free(struct builder *b)
 	}
 }
 
-static int add_entry(struct builder *b, const char *name, uint64_t ino, unsigned char type)
+static int add_entry(struct builder *b, const char *name, uint64_t ino, int pos,
+		     unsigned char type)
 {
 	if (b->n == b->cap) {
 		size_t nc = b->cap ? b->cap * 2 : 64;
@@ -61,6 +62,7 @@ static int add_entry(struct builder *b, const char *name, uint64_t ino, unsigned
 	if (!b->ents[b->n].name)
 		return -ENOMEM;
 	b->ents[b->n].ino = ino;
+	b->ents[b->n].pos = pos;
 	b->ents[b->n].type = type;
 	b->n++;
 	return 0;
@@ -83,12 +85,13 @@ static uint64_t upper_entry_ino(struct sfs_fs *fs, struct sfs_node *dir, const c
 
 /* Adds the entries of one layer directory.  stop_at_first: only find out
  * whether anything is visible (returns 1 then). */
-static int scan_layer(struct sfs_fs *fs, struct sfs_node *dir, int fd, int layer, bool upper,
+static int scan_layer(struct sfs_fs *fs, struct sfs_node *dir, int fd, int layer, int pos,
 		      bool exact_ino, struct builder *b, bool stop_at_first)
 {
 	_cleanup_closedir_ DIR *d = NULL;
 	int dfd = sfs_openat(fd, ".", O_RDONLY | O_DIRECTORY, 0);
 	struct dirent *de;
+	bool upper = pos < 0;
 	int r;
 
 	if (dfd < 0)
@@ -126,7 +129,7 @@ static int scan_layer(struct sfs_fs *fs, struct sfs_node *dir, int fd, int layer
 		r = add_entry(b, name,
 			      upper && exact_ino ? upper_entry_ino(fs, dir, name, de->d_ino)
 						 : sfs_make_ino(fs, layer, de->d_ino),
-			      de->d_type);
+			      pos, de->d_type);
 		if (r < 0)
 			return r;
 	}
@@ -141,10 +144,10 @@ static int build(struct sfs_fs *fs, struct sfs_node *n, struct builder *b, bool 
 	if (up >= 0) {
 		char v[4];
 		bool exact = n->nlow > 0 || sfs_getox(fs, up, "impure", v, sizeof(v)) > 0;
-		r = scan_layer(fs, n, up, 0, true, exact, b, stop_at_first);
+		r = scan_layer(fs, n, up, 0, -1, exact, b, stop_at_first);
 	}
 	for (int i = 0; i < n->nlow && r == 0; i++)
-		r = scan_layer(fs, n, n->low[i].fd, n->low[i].layer, false, false, b, stop_at_first);
+		r = scan_layer(fs, n, n->low[i].fd, n->low[i].layer, i, false, b, stop_at_first);
 	return r;
 }
 

@@ -231,10 +231,16 @@ struct sfs_res {
 int sfs_resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 		struct sfs_res *res);
 void sfs_res_free(struct sfs_res *res);
+/* Like sfs_resolve for a name a listing found first in parent->low[pos]
+ * (pos < 0: in the upper): layers above it are not searched again. */
+int sfs_resolve_hint(struct sfs_fs *fs, struct sfs_node *parent, const char *name, int pos,
+		     struct sfs_res *res);
 /* Publishes res as a node (or finds the existing node of that inode) with
  * one kernel lookup reference; fills e. */
 int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 	       struct fuse_entry_param *e);
+int sfs_lookup_hint(struct sfs_fs *fs, struct sfs_node *parent, const char *name, int pos,
+		    struct fuse_entry_param *e);
 /* Whether some lower below parent has an entry (not a whiteout) at name. */
 bool sfs_lower_has(struct sfs_fs *fs, struct sfs_node *parent, const char *name);
 /* Name of the index entry of a lower object: hex of its overlayfs handle. */
@@ -287,6 +293,7 @@ int sfs_rename(struct sfs_fs *fs, struct sfs_node *p1, const char *n1, struct sf
 struct sfs_dirent {
 	char *name;
 	uint64_t ino;
+	int pos;      /* where the listing found it: -1 upper, else index in low[] */
 	unsigned char type;
 	UT_hash_handle hh;
 };
