@@ -35,12 +35,12 @@ int cli_bad_option(const char *cmd, int c, char **argv);
 /* ---- cli/volume.c ---- */
 
 int cli_volume(struct cli_ctx *ctx, int argc, char **argv);
-
-/* ---- cli/image.c, cli/mount.c ---- */
-
-int cli_image(struct cli_ctx *ctx, int argc, char **argv);
-int cli_mount(struct cli_ctx *ctx, int argc, char **argv);
-int cli_umount(struct cli_ctx *ctx, int argc, char **argv);
-int cli_diff(struct cli_ctx *ctx, int argc, char **argv);
+int cli_run(struct cli_ctx *ctx, int argc, char **argv); /* cli/run.c */
+int cli_create(struct cli_ctx *ctx, int argc, char **argv); /* cli/run.c */
+int cli_container_verb(struct cli_ctx *ctx, int argc, char **argv); /* cli/container.c */
+int cli_image(struct cli_ctx *ctx, int argc, char **argv); /* cli/image.c */
+int cli_mount(struct cli_ctx *ctx, int argc, char **argv); /* cli/mount.c */
+int cli_umount(struct cli_ctx *ctx, int argc, char **argv); /* cli/mount.c */
+int cli_diff(struct cli_ctx *ctx, int argc, char **argv); /* cli/mount.c */
 
 #endif

@@ -12,6 +12,15 @@ static int cli_version(struct cli_ctx *ctx, int argc, char **argv);
 static int cli_help(struct cli_ctx *ctx, int argc, char **argv);
 
 static const struct cli_command commands[] = {
+	{"run", cli_run, "Create and run a new container"},
+	{"create", cli_create, "Create a new container"},
+	{"start", cli_container_verb, "Start stopped containers"},
+	{"stop", cli_container_verb, "Stop running containers"},
+	{"kill", cli_container_verb, "Send a signal to running containers"},
+	{"rm", cli_container_verb, "Remove containers"},
+	{"ps", cli_container_verb, "List containers"},
+	{"logs", cli_container_verb, "Print the output of a detached container"},
+	{"exec", cli_container_verb, "Run a command in a running container"},
 	{"volume", cli_volume, "Manage volumes"},
 	{"image", cli_image, "Manage images"},
 	{"mount", cli_mount, "Mount an image to inspect it, or list mounts"},

@@ -93,7 +93,8 @@ static int prepare_workdir(struct sfs_fs *fs, const char *workdir, char *err, si
 		snprintf(err, errlen, "cleaning workdir \"%s/work\": %s", workdir, strerror(-r));
 		return r;
 	}
-	if (mkdirat(wfd, "work", 0) < 0) {
+	/* 0700, not overlayfs' 0: an unprivileged daemon must enter it */
+	if (mkdirat(wfd, "work", 0700) < 0) {
 		snprintf(err, errlen, "workdir \"%s\": %s", workdir, strerror(errno));
 		return -errno;
 	}

@@ -1,14 +1,19 @@
 #!/bin/bash
-# scripts/demo.sh: a narrated tour of strata-fs on the built-in image: the
-# merged view, copy-up, whiteouts, the overlayfs on-disk format, persistence
-# across remounts, and kernel overlayfs reading the same upper directory.
-# Run by `make demo`.  STRATA_FS overrides the binary (default $B/strata-fs);
-# everything happens in a temporary directory that is always removed.
+# scripts/demo.sh: a narrated tour of strata on the built-in image.  First
+# strata-fs alone: the merged view, copy-up, whiteouts, the overlayfs on-disk
+# format, persistence across remounts, kernel overlayfs reading the same
+# upper directory.  Then containers (`strata run`), replaying the Docker
+# storage stories: the writable layer across stop/start and rm, named
+# volumes, bind mounts, tmpfs mounts, layers shared by two containers.
+# Run by `make demo`, as root or not.  STRATA_FS overrides the binary
+# (default $B/strata-fs); everything happens in a temporary directory that is
+# always removed.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 B=${B:-$SRC/build}
 STRATA_FS=${STRATA_FS:-$B/strata-fs}
+export STRATA_FS
 D=$(mktemp -d "${TMPDIR:-/tmp}/strata-demo.XXXXXX")
 MNT=$D/merged
 STEP=0
@@ -22,6 +27,10 @@ unmount() {
 cleanup() {
 	local rc=$?
 	cd /
+	if [ -x "$B/strata" ] && [ -d "$D/state" ]; then
+		"$B/strata" --root "$D/state" rm -f -v $("$B/strata" --root "$D/state" ps -a -q) \
+			>/dev/null 2>&1 || true
+	fi
 	unmount "$MNT" || true
 	rm -rf "$D"
 	if [ $rc -ne 0 ]; then echo "demo FAILED (status $rc)" >&2; fi
@@ -187,11 +196,7 @@ run diff -u tree-sfs tree-sfs2
 say "(no difference)"
 sfs_umount
 
-heading "Kernel overlayfs reads the same upper identically"
-if [ "$EUID" != 0 ]; then
-	say "skipped: mounting kernel overlayfs needs root or a user namespace"
-	exit 0
-fi
+kernel_overlay() {
 kopts="lowerdir=$LOWER,upperdir=$D/upper,workdir=$D/kwork"
 mkdir kwork
 if ! real_root; then
@@ -214,5 +219,91 @@ say "strata-fs and through kernel overlayfs:"
 run wc -l tree-sfs tree-kernel
 run diff -u tree-sfs tree-kernel
 say "(no difference)"
+}
+
+heading "Kernel overlayfs reads the same upper identically"
+if [ "$EUID" != 0 ]; then
+	say "skipped: mounting kernel overlayfs needs root or a user namespace"
+else
+	kernel_overlay
+fi
+
+# --- containers ---------------------------------------------------------------
+
+if [ ! -x "$B/strata" ]; then
+	say "(strata is not built: the container part is skipped)"
+	printf '\ndemo finished: all steps passed\n'
+	exit 0
+fi
+STATE=$D/state
+# st ARGS...: the strata command on the demo's own state directory, shown
+# as "strata ARGS".
+st() {
+	local rc=0
+	show strata "$@"
+	"$B/strata" --root "$STATE" "$@" >"$D/.out" 2>&1 || rc=$?
+	sed -e 's/^/    /' -e "s|$D/||g" "$D/.out"
+	if [ $rc -ne 0 ]; then
+		say "    (exit status $rc)"
+	fi
+	return $rc
+}
+# stq ARGS...: the same, silent, printing only the output.
+stq() {
+	"$B/strata" --root "$STATE" "$@"
+}
+
+heading "Containers: a file written in a container lives in its writable layer"
+say "strata run mounts strata-fs over the image's layers with the container's own"
+say "upper directory, in its own namespaces$([ "$EUID" != 0 ] && echo ' (rootless: a user namespace)')."
+say "--rootfs-layers runs straight from the built-in image's layers."
+st run -d --name app --rootfs-layers "$LOWER" sleep 1000
+st exec app sh -c 'echo "written in the container" >/notes.txt; cat /notes.txt'
+st ps
+st stop -t 1 app
+st start app
+st exec app cat /notes.txt
+say "(the file survived stop and start: the writable layer is kept)"
+APP=$(stq ps -a --format json | jq -r 'select(.Names=="app") | .ID')
+run ls "state/containers/$APP/upper"
+st rm -f app
+st run --rm --rootfs-layers "$LOWER" sh -c 'cat /notes.txt 2>&1 || true'
+say "(rm deleted the writable layer; a new container starts from the image)"
+run ls state/containers
+
+heading "A named volume outlives its containers"
+st run --rm --rootfs-layers "$LOWER" -v dbdata:/var/lib/data sh -c \
+	'ls /var/lib/data; echo "4,delta" >>/var/lib/data/records.csv'
+say "(a new volume is filled from the image's /var/lib/data first)"
+st volume ls
+st run --rm --rootfs-layers "$LOWER" -v dbdata:/srv/db tail -2 /srv/db/records.csv
+say "(another container, the same data; rm never deletes a named volume)"
+
+heading "A bind mount shows host files and conceals the image's"
+mkdir -p "$D/host-conf"
+echo "from the host" >"$D/host-conf/host.conf"
+st run --rm --rootfs-layers "$LOWER" sh -c 'ls /etc/app'
+st run --rm --rootfs-layers "$LOWER" -v "$D/host-conf:/etc/app:ro" sh -c \
+	'ls /etc/app; cat /etc/app/host.conf; echo x >/etc/app/new 2>&1 || true'
+say "(the image's files are hidden while the mount is there, and :ro refuses writes)"
+
+heading "A tmpfs mount is empty on each start"
+st create --name scratch --tmpfs /scratch --rootfs-layers "$LOWER" \
+	sh -c 'echo "in /scratch: $(ls /scratch)"; touch /scratch/file-$$; echo "/keep: $(cat /keep 2>/dev/null)"; date +%T >>/keep'
+st start -a scratch
+st start -a scratch
+say "(/scratch starts empty each time; /keep, in the writable layer, grows)"
+st rm scratch
+
+heading "Two containers from one image share its layers on disk"
+A=$(stq create --name one --rootfs-layers "$LOWER" true)
+Bc=$(stq create --name two --rootfs-layers "$LOWER" true)
+stq start -a one >/dev/null
+stq start -a two >/dev/null
+run jq -c .Layers "state/containers/$A/config.json" "state/containers/$Bc/config.json"
+run du -sh image/ovl "state/containers/$A/upper" "state/containers/$Bc/upper"
+say "(both name the same layer directories; each has only its own small upper)"
+st rm one two
+st ps -a
 
 printf '\ndemo finished: all steps passed\n'

@@ -1,0 +1,459 @@
+/* cli/container: `strata start|stop|kill|rm|ps|logs|exec`, Docker's command
+ * lines and output, over the launcher. */
+#include "cli/cli.h"
+#include "launcher/launcher.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static int next_opt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+		    bool *first)
+{
+	if (*first) {
+		optind = 0;
+		opterr = 0;
+		*first = false;
+	}
+	return getopt_long(argc, argv, shortopts, longopts, NULL);
+}
+
+/* Runs fn on every CONTAINER argument; prints each ref done; status 1 if
+ * any failed. */
+static int for_each(struct cli_ctx *ctx, const char *verb, int argc, char **argv, bool print,
+		    int (*fn)(struct cli_ctx *, const char *id, void *), void *data)
+{
+	int rc = CLI_OK;
+
+	if (optind >= argc)
+		return cli_usage_error(verb, "requires at least 1 argument");
+	for (int i = optind; i < argc; i++) {
+		struct su_error e = {0};
+		char *id = NULL;
+
+		if (lch_lookup(ctx->root, argv[i], &id, &e) < 0 || fn(ctx, id, data) < 0) {
+			rc = cli_error(&e);
+		} else if (print) {
+			printf("%s\n", argv[i]);
+		}
+		free(id);
+	}
+	return rc;
+}
+
+/* ---- start ---- */
+
+struct start_data {
+	bool attach;
+	int status;
+	struct su_error *e;
+};
+
+static int do_start(struct cli_ctx *ctx, const char *id, void *data)
+{
+	struct start_data *d = data;
+	struct lch_start_opts o = {.attach = d->attach, .status_fd = -1};
+	struct su_error e = {0};
+	int r = lch_start(ctx->root, id, &o, &e);
+
+	if (r < 0) {
+		*d->e = e;
+		return -1;
+	}
+	d->status = r;
+	return 0;
+}
+
+static int cli_start(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {{"attach", no_argument, NULL, 'a'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct su_error e = {0};
+	struct start_data d = {.e = &e};
+	bool first = true;
+	int c, i, rc = CLI_OK;
+
+	while ((c = next_opt(argc, argv, "+:ah", opts, &first)) != -1) {
+		if (c == 'a')
+			d.attach = true;
+		else if (c == 'h')
+			return puts("Usage: strata start [-a] CONTAINER...\n\nStart stopped "
+				    "containers (-a: attach and exit with the command's status)."),
+			       CLI_OK;
+		else
+			return cli_bad_option("start", c, argv);
+	}
+	if (optind >= argc)
+		return cli_usage_error("start", "requires at least 1 argument");
+	if (d.attach && argc - optind > 1)
+		return cli_usage_error("start", "you cannot attach to multiple containers");
+	for (i = optind; i < argc; i++) {
+		char *id = NULL;
+
+		if (lch_lookup(ctx->root, argv[i], &id, &e) < 0 || do_start(ctx, id, &d) < 0) {
+			rc = cli_error(&e);
+		} else if (!d.attach) {
+			printf("%s\n", argv[i]);
+		} else {
+			rc = d.status;
+		}
+		free(id);
+	}
+	return rc;
+}
+
+/* ---- stop / kill ---- */
+
+static int signal_number(const char *s)
+{
+	static const struct {
+		const char *name;
+		int sig;
+	} t[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+		 {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"STOP", SIGSTOP},
+		 {"CONT", SIGCONT}, {"WINCH", SIGWINCH}};
+	char *end;
+	long n = strtol(s, &end, 10);
+
+	if (*s && !*end)
+		return n > 0 && n < 65 ? (int)n : -1;
+	if (!strncasecmp(s, "SIG", 3))
+		s += 3;
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++)
+		if (!strcasecmp(s, t[i].name))
+			return t[i].sig;
+	return -1;
+}
+
+struct sig_data {
+	int sig, timeout;
+	struct su_error *e;
+};
+
+static int do_stop(struct cli_ctx *ctx, const char *id, void *data)
+{
+	struct sig_data *d = data;
+
+	return lch_stop(ctx->root, id, d->sig, d->timeout, d->e);
+}
+
+static int do_kill(struct cli_ctx *ctx, const char *id, void *data)
+{
+	struct sig_data *d = data;
+
+	return lch_kill(ctx->root, id, d->sig, d->e);
+}
+
+static int cli_stop(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {{"time", required_argument, NULL, 't'},
+					     {"signal", required_argument, NULL, 's'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct su_error e = {0};
+	struct sig_data d = {.sig = SIGTERM, .timeout = 10, .e = &e};
+	bool first = true;
+	int c;
+
+	while ((c = next_opt(argc, argv, "+:t:s:h", opts, &first)) != -1) {
+		if (c == 't') {
+			d.timeout = atoi(optarg);
+		} else if (c == 's') {
+			if ((d.sig = signal_number(optarg)) < 0)
+				return cli_usage_error("stop", "invalid signal \"%s\"", optarg);
+		} else if (c == 'h') {
+			puts("Usage: strata stop [-t SECONDS] [-s SIGNAL] CONTAINER...\n\n"
+			     "Stop running containers: SIGTERM, then SIGKILL after -t seconds "
+			     "(default 10).");
+			return CLI_OK;
+		} else {
+			return cli_bad_option("stop", c, argv);
+		}
+	}
+	return for_each(ctx, "stop", argc, argv, true, do_stop, &d);
+}
+
+static int cli_kill(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {{"signal", required_argument, NULL, 's'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct su_error e = {0};
+	struct sig_data d = {.sig = SIGKILL, .e = &e};
+	bool first = true;
+	int c;
+
+	while ((c = next_opt(argc, argv, "+:s:h", opts, &first)) != -1) {
+		if (c == 's') {
+			if ((d.sig = signal_number(optarg)) < 0)
+				return cli_usage_error("kill", "invalid signal \"%s\"", optarg);
+		} else if (c == 'h') {
+			puts("Usage: strata kill [-s SIGNAL] CONTAINER...\n\n"
+			     "Send a signal (default KILL) to the command of running containers.");
+			return CLI_OK;
+		} else {
+			return cli_bad_option("kill", c, argv);
+		}
+	}
+	return for_each(ctx, "kill", argc, argv, true, do_kill, &d);
+}
+
+/* ---- rm ---- */
+
+struct rm_data {
+	bool force, volumes;
+	struct su_error *e;
+};
+
+static int do_rm(struct cli_ctx *ctx, const char *id, void *data)
+{
+	struct rm_data *d = data;
+
+	return lch_rm(ctx->root, id, d->force, d->volumes, d->e);
+}
+
+static int cli_rm(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {{"force", no_argument, NULL, 'f'},
+					     {"volumes", no_argument, NULL, 'v'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct su_error e = {0};
+	struct rm_data d = {.e = &e};
+	bool first = true;
+	int c;
+
+	while ((c = next_opt(argc, argv, "+:fvh", opts, &first)) != -1) {
+		if (c == 'f') {
+			d.force = true;
+		} else if (c == 'v') {
+			d.volumes = true;
+		} else if (c == 'h') {
+			puts("Usage: strata rm [-f] [-v] CONTAINER...\n\n"
+			     "Remove containers and their writable layers (-f: kill running ones; "
+			     "-v: also their anonymous volumes; named volumes are kept).");
+			return CLI_OK;
+		} else {
+			return cli_bad_option("rm", c, argv);
+		}
+	}
+	return for_each(ctx, "rm", argc, argv, true, do_rm, &d);
+}
+
+/* ---- ps ---- */
+
+static char *command_line(char *const *argv)
+{
+	char *s = NULL;
+	size_t len = 0, cap = 0;
+
+	for (size_t i = 0; argv && argv[i]; i++) {
+		if (i)
+			su_strbuf_add(&s, &len, &cap, " ", 1);
+		su_strbuf_add(&s, &len, &cap, argv[i], strlen(argv[i]));
+	}
+	return s ? s : strdup("");
+}
+
+static char *status_text(enum lch_status st, const struct lch_state *state)
+{
+	switch (st) {
+	case LCH_RUNNING:
+		return strdup("Up");
+	case LCH_EXITED:
+		return su_asprintf("Exited (%d)", state->exit_code);
+	case LCH_DEAD:
+		return strdup("Dead");
+	default:
+		return strdup("Created");
+	}
+}
+
+static void ps_one(const struct lch_spec *s, const struct lch_state *state, enum lch_status st,
+		   bool quiet, bool json)
+{
+	_cleanup_free_ char *cmd = command_line(s->argv), *status = status_text(st, state);
+	const char *image = s->image_id && *s->image_id ? s->image : "(layers)";
+
+	if (quiet) {
+		printf("%.12s\n", s->id);
+	} else if (json) {
+		json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "ID", s->id,
+				      "Names", s->name, "Image", image, "Command", cmd, "CreatedAt",
+				      s->created ? s->created : "", "State", lch_status_name(st),
+				      "Status", status, "ExitCode", state->exit_code);
+		char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+		if (text)
+			printf("%s\n", text);
+		free(text);
+		json_decref(j);
+	} else {
+		printf("%-14.12s %-20.20s %-24.24s %-14.14s %s\n", s->id, image, cmd, status,
+		       s->name);
+	}
+}
+
+static int cli_ps(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
+					     {"quiet", no_argument, NULL, 'q'},
+					     {"format", required_argument, NULL, 'f'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct su_error e = {0};
+	bool first = true, all = false, quiet = false, json = false;
+	char **ids = NULL;
+	int c;
+
+	while ((c = next_opt(argc, argv, ":aqf:h", opts, &first)) != -1) {
+		if (c == 'a') {
+			all = true;
+		} else if (c == 'q') {
+			quiet = true;
+		} else if (c == 'f') {
+			if (strcmp(optarg, "json") && strcmp(optarg, "{{json .}}"))
+				return cli_usage_error("ps", "--format: only json");
+			json = true;
+		} else if (c == 'h') {
+			puts("Usage: strata ps [-a] [-q] [--format json]\n\n"
+			     "List running containers (-a: all).");
+			return CLI_OK;
+		} else {
+			return cli_bad_option("ps", c, argv);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("ps", "no arguments expected");
+	if (lch_list(ctx->root, &ids, &e) < 0)
+		return cli_error(&e);
+	if (!quiet && !json)
+		printf("%-14s %-20s %-24s %-14s %s\n", "CONTAINER ID", "IMAGE", "COMMAND", "STATUS",
+		       "NAMES");
+	for (size_t i = 0; ids[i]; i++) {
+		struct lch_spec s = {0};
+		struct lch_state state;
+		enum lch_status st;
+
+		if (lch_load(ctx->root, ids[i], &s, &e) < 0)
+			continue;
+		lch_state_read(ctx->root, ids[i], &state);
+		st = lch_state_actual(&state);
+		if (all || st == LCH_RUNNING)
+			ps_one(&s, &state, st, quiet, json);
+		lch_state_free(&state);
+		lch_spec_free(&s);
+	}
+	su_strv_free(ids);
+	return CLI_OK;
+}
+
+/* ---- logs ---- */
+
+static int cli_logs(struct cli_ctx *ctx, int argc, char **argv)
+{
+	struct su_error e = {0};
+	_cleanup_free_ char *id = NULL, *path = NULL;
+	_cleanup_close_ int fd = -1;
+	char buf[65536];
+	ssize_t n;
+
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		puts("Usage: strata logs CONTAINER\n\nPrint what a detached container wrote.");
+		return CLI_OK;
+	}
+	if (argc != 2)
+		return cli_usage_error("logs", "exactly 1 argument expected");
+	if (lch_lookup(ctx->root, argv[1], &id, &e) < 0)
+		return cli_error(&e);
+	path = su_asprintf("%s/containers/%s/container.log", ctx->root, id);
+	fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	if (fd < 0)
+		return errno == ENOENT ? CLI_OK : (su_error_set(&e, errno, "open %s", path), cli_error(&e));
+	fflush(stdout);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		su_write_all(1, buf, (size_t)n);
+	return CLI_OK;
+}
+
+/* ---- exec ---- */
+
+static int cli_exec(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"interactive", no_argument, NULL, 'i'}, {"tty", no_argument, NULL, 't'},
+		{"env", required_argument, NULL, 'e'},	  {"user", required_argument, NULL, 'u'},
+		{"workdir", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct lch_exec_opts o = {0};
+	struct su_error e = {0};
+	_cleanup_free_ char *id = NULL;
+	char **env = calloc(1, sizeof(*env));
+	size_t nenv = 0;
+	bool first = true;
+	int c, rc;
+
+	while ((c = next_opt(argc, argv, "+:ite:u:w:h", opts, &first)) != -1) {
+		if (c == 'i') {
+			o.interactive = true;
+		} else if (c == 't') {
+			o.tty = true;
+		} else if (c == 'e') {
+			char **v = realloc(env, (nenv + 2) * sizeof(*v));
+
+			if (v) {
+				env = v;
+				env[nenv++] = strdup(optarg);
+				env[nenv] = NULL;
+			}
+		} else if (c == 'u') {
+			o.user = optarg;
+		} else if (c == 'w') {
+			o.workdir = optarg;
+		} else if (c == 'h') {
+			su_strv_free(env);
+			puts("Usage: strata exec [-i] [-t] [-e K=V] [-u USER] [-w DIR] CONTAINER "
+			     "COMMAND [ARG...]\n\nRun a command in a running container.");
+			return CLI_OK;
+		} else {
+			su_strv_free(env);
+			return cli_bad_option("exec", c, argv);
+		}
+	}
+	if (argc - optind < 2) {
+		su_strv_free(env);
+		return cli_usage_error("exec", "requires at least 2 arguments");
+	}
+	o.argv = argv + optind + 1;
+	o.env = env;
+	if (lch_lookup(ctx->root, argv[optind], &id, &e) < 0) {
+		su_strv_free(env);
+		return cli_error(&e);
+	}
+	rc = lch_exec(ctx->root, id, &o, &e);
+	su_strv_free(env);
+	if (rc < 0) {
+		fprintf(stderr, "strata: %s\n", e.msg);
+		return 126;
+	}
+	return rc;
+}
+
+int cli_container_verb(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct cli_command verbs[] = {
+		{"start", cli_start, ""}, {"stop", cli_stop, ""}, {"kill", cli_kill, ""},
+		{"rm", cli_rm, ""},	  {"ps", cli_ps, ""},	  {"logs", cli_logs, ""},
+		{"exec", cli_exec, ""},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+		if (!strcmp(argv[0], verbs[i].name))
+			return verbs[i].run(ctx, argc, argv);
+	return cli_usage_error(argv[0], "unknown command");
+}

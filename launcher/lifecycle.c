@@ -1,0 +1,422 @@
+/* launcher/lifecycle: create (container directory, volumes and their
+ * references), stop, kill, rm (processes, writable layer, references,
+ * anonymous volumes) and exec (setns into a running container). */
+#include "launcher/launcher.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+
+static int random_hex(char *out, size_t nbytes)
+{
+	unsigned char b[64];
+	_cleanup_close_ int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+	if (nbytes > sizeof(b) || fd < 0 || su_read_all(fd, b, nbytes) != (ssize_t)nbytes)
+		return -1;
+	for (size_t i = 0; i < nbytes; i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+	return 0;
+}
+
+static bool name_valid(const char *n)
+{
+	return vol_name_valid(n);
+}
+
+static bool name_taken(const char *root, const char *name)
+{
+	char *id = NULL;
+	struct su_error e = {0};
+	bool taken = lch_lookup(root, name, &id, &e) == 0 && id;
+
+	/* A prefix of some id is not a name clash; only a real name is. */
+	if (taken) {
+		struct lch_spec s = {0};
+
+		taken = lch_load(root, id, &s, &e) == 0 && !strcmp(s.name, name);
+		lch_spec_free(&s);
+	}
+	free(id);
+	return taken;
+}
+
+static int create_volumes(struct vol_store *st, struct lch_spec *s, struct su_error *e)
+{
+	for (size_t i = 0; i < s->nmounts; i++) {
+		struct lch_mount *m = &s->mounts[i];
+		struct vol_create_opts o = {.name = m->source};
+		char *name = NULL;
+
+		if (m->type != VOL_MOUNT_VOLUME)
+			continue;
+		if (vol_create(st, &o, &name, NULL, e) < 0)
+			return -1;
+		if (!m->source) {
+			m->source = name;
+			m->anonymous = true;
+		} else {
+			free(name);
+		}
+		if (vol_ref_add(st, m->source, s->id, e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int lch_create(const char *root, struct lch_spec *s, struct su_error *e)
+{
+	char id[65];
+	_cleanup_free_ char *cdir = NULL, *text = NULL, *dir = lch_containers_dir(root);
+	_cleanup_close_ int dfd = -1;
+	struct vol_store *st = NULL;
+	struct lch_state state = {.status = LCH_CREATED};
+	json_t *j;
+	int r;
+
+	if (!dir || random_hex(id, 32) < 0)
+		return su_error_set(e, errno, "create a container id");
+	free(s->id);
+	s->id = strdup(id);
+	if (!s->name) {
+		s->name = su_asprintf("strata_%.12s", id);
+	} else if (!name_valid(s->name)) {
+		return su_error_set(e, EINVAL, "invalid container name \"%s\"", s->name);
+	} else if (name_taken(root, s->name)) {
+		return su_error_set(e, EEXIST, "the container name \"%s\" is already in use",
+				    s->name);
+	}
+	if (!s->hostname)
+		s->hostname = strndup(id, 12);
+	free(s->created);
+	s->created = lch_now_rfc3339();
+	if (!s->image_id)
+		s->image_id = strdup("");
+	if (!s->image)
+		s->image = strdup("");
+	cdir = su_asprintf("%s/%s", dir, id);
+	if (!cdir || mkdir(cdir, 0700) < 0)
+		return su_error_set(e, errno, "mkdir %s", cdir ? cdir : id);
+	if (vol_store_open(root, &st, e) < 0 || create_volumes(st, s, e) < 0) {
+		/* Undo what this create did. */
+		for (size_t i = 0; st && i < s->nmounts; i++) {
+			struct su_error ignored = {0};
+
+			if (s->mounts[i].type == VOL_MOUNT_VOLUME && s->mounts[i].source)
+				vol_ref_del(st, s->mounts[i].source, id, &ignored);
+		}
+		vol_store_close(st);
+		su_rm_rf_at(AT_FDCWD, cdir);
+		return su_error_wrap(e, "create container");
+	}
+	vol_store_close(st);
+	j = lch_spec_to_json(s);
+	text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+	json_decref(j);
+	dfd = open(cdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	r = (!text || dfd < 0) ? -ENOMEM : su_write_atomic(dfd, "config.json", text, strlen(text), 0600);
+	if (r < 0) {
+		su_rm_rf_at(AT_FDCWD, cdir);
+		return su_error_set(e, -r, "write config.json");
+	}
+	lch_state_write(root, id, &state);
+	return 0;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* The keeper itself calls rm for --rm: it does not wait for itself. */
+static bool alive_other(const struct lch_proc *p)
+{
+	return p->pid != getpid() && lch_proc_alive(p);
+}
+
+static bool any_alive(const struct lch_state *st)
+{
+	return alive_other(&st->keeper) || alive_other(&st->init) || alive_other(&st->fs);
+}
+
+/* Waits up to ms for the keeper, PID 1 and strata-fs to be gone. */
+static bool wait_gone(const struct lch_state *st, long ms)
+{
+	for (long t = 0; t < ms; t += 20) {
+		if (!any_alive(st))
+			return true;
+		sleep_ms(20);
+	}
+	return !any_alive(st);
+}
+
+static void kill_proc(const struct lch_proc *p, int sig)
+{
+	if (alive_other(p))
+		kill(p->pid, sig);
+}
+
+int lch_stop(const char *root, const char *id, int sig, int timeout, struct su_error *e)
+{
+	struct lch_state st;
+
+	lch_state_read(root, id, &st);
+	if (lch_state_actual(&st) == LCH_RUNNING) {
+		kill_proc(&st.init, sig ? sig : SIGTERM);
+		if (!wait_gone(&st, timeout * 1000L))
+			kill_proc(&st.init, SIGKILL);
+	}
+	/* What a crash left: PID 1 takes its namespace with it; a strata-fs
+	 * whose keeper died has nobody to unmount it. */
+	if (!wait_gone(&st, 10000)) {
+		kill_proc(&st.init, SIGKILL);
+		kill_proc(&st.keeper, SIGKILL);
+		kill_proc(&st.fs, SIGKILL);
+		if (!wait_gone(&st, 5000)) {
+			lch_state_free(&st);
+			return su_error_set(e, EBUSY, "container %s does not stop", id);
+		}
+	}
+	lch_state_free(&st);
+	return 0;
+}
+
+int lch_kill(const char *root, const char *id, int sig, struct su_error *e)
+{
+	struct lch_state st;
+	int r = 0;
+
+	lch_state_read(root, id, &st);
+	if (lch_state_actual(&st) != LCH_RUNNING || !lch_proc_alive(&st.init))
+		r = su_error_set(e, 0, "container %.12s is not running", id);
+	else if (kill(st.init.pid, sig) < 0)
+		r = su_error_set(e, errno, "kill container %.12s", id);
+	lch_state_free(&st);
+	return r;
+}
+
+/* Deletes a renamed-away container directory, in the user namespace when
+ * rootless (the writable layer may hold files of mapped subordinate ids). */
+static int remove_tree(const char *dir, const char *name, struct su_error *e)
+{
+	pid_t pid = lch_fork_userns(e);
+	int st;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		_cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+		_exit(dfd >= 0 && su_rm_rf_at(dfd, name) == 0 ? 0 : 1);
+	}
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return su_error_set(e, 0, "remove %s/%s", dir, name);
+	return 0;
+}
+
+/* Leftovers of an rm that crashed after its rename. */
+static void gc_removed(const char *dir)
+{
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		struct su_error ignored = {0};
+
+		if (su_str_has_prefix(de->d_name, ".rm-"))
+			remove_tree(dir, de->d_name, &ignored);
+	}
+}
+
+int lch_rm(const char *root, const char *id, bool force, bool volumes, struct su_error *e)
+{
+	_cleanup_free_ char *dir = lch_containers_dir(root), *gone = NULL;
+	struct lch_spec s = {0};
+	struct lch_state st;
+	struct vol_store *vs = NULL;
+	enum lch_status status;
+
+	if (lch_load(root, id, &s, e) < 0)
+		return -1;
+	lch_state_read(root, id, &st);
+	status = lch_state_actual(&st);
+	lch_state_free(&st);
+	if (status == LCH_RUNNING && !force) {
+		su_error_set(e, EBUSY,
+			     "cannot remove container %s: container is running: stop the container "
+			     "before removing or force remove",
+			     s.name);
+		lch_spec_free(&s);
+		return -1;
+	}
+	if (lch_stop(root, id, SIGKILL, 0, e) < 0) {
+		lch_spec_free(&s);
+		return -1;
+	}
+	gone = su_asprintf(".rm-%s", id);
+	{
+		_cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+		if (!gone || dfd < 0 || renameat(dfd, id, dfd, gone) < 0) {
+			lch_spec_free(&s);
+			return su_error_set(e, errno, "remove container %s", s.name);
+		}
+	}
+	if (vol_store_open(root, &vs, e) == 0) {
+		for (size_t i = 0; i < s.nmounts; i++) {
+			struct su_error ve = {0};
+			const struct lch_mount *m = &s.mounts[i];
+
+			if (m->type != VOL_MOUNT_VOLUME || !m->source)
+				continue;
+			vol_ref_del(vs, m->source, id, &ve);
+			if (volumes && m->anonymous && vol_rm(vs, m->source, true, &ve) < 0)
+				su_warn("%s", ve.msg);
+		}
+		vol_store_close(vs);
+	}
+	lch_spec_free(&s);
+	if (remove_tree(dir, gone, e) < 0)
+		return -1;
+	gc_removed(dir);
+	return 0;
+}
+
+/* ---- exec ---- */
+
+static int enter_namespaces(pid_t pid, struct su_error *e)
+{
+	/* The user namespace first (it grants the rights for the others),
+	 * the mount namespace last (it changes what /proc/PID means). */
+	static const struct {
+		const char *name;
+		int type;
+	} ns[] = {{"user", CLONE_NEWUSER}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},
+		  {"net", CLONE_NEWNET},   {"pid", CLONE_NEWPID}, {"mnt", CLONE_NEWNS}};
+	int fds[ARRAY_SIZE(ns)];
+	int r = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(ns); i++) {
+		char path[64], self[64];
+		struct stat a, b;
+
+		snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, ns[i].name);
+		snprintf(self, sizeof(self), "/proc/self/ns/%s", ns[i].name);
+		fds[i] = -1;
+		if (stat(path, &a) < 0 || stat(self, &b) < 0)
+			continue;
+		if (a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+			continue;
+		fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(ns); i++) {
+		if (fds[i] < 0)
+			continue;
+		if (r == 0 && setns(fds[i], ns[i].type) < 0)
+			r = su_error_set(e, errno, "enter the %s namespace", ns[i].name);
+		close(fds[i]);
+	}
+	return r;
+}
+
+static pid_t forward_pid;
+
+static void exec_forward(int sig)
+{
+	if (forward_pid > 0)
+		kill(forward_pid, sig);
+}
+
+int lch_exec(const char *root, const char *id, const struct lch_exec_opts *o, struct su_error *e)
+{
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+	struct lch_spec s = {0};
+	struct lch_state st;
+	char **env = NULL;
+	int master = -1, slave = -1, status;
+	struct termios saved;
+	bool raw = false;
+	pid_t pid;
+
+	if (lch_load(root, id, &s, e) < 0)
+		return -1;
+	lch_state_read(root, id, &st);
+	if (lch_state_actual(&st) != LCH_RUNNING || !lch_proc_alive(&st.init)) {
+		lch_state_free(&st);
+		lch_spec_free(&s);
+		return su_error_set(e, 0, "container %s is not running", id);
+	}
+	if (enter_namespaces(st.init.pid, e) < 0) {
+		lch_state_free(&st);
+		lch_spec_free(&s);
+		return -1;
+	}
+	lch_state_free(&st);
+	env = lch_env_merge(s.env, o->env);
+	if (o->tty) {
+		master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (master >= 0 && unlockpt(master) == 0) {
+			char name[64];
+
+			if (ptsname_r(master, name, sizeof(name)) == 0)
+				slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+		}
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		struct su_error ce = {0};
+		int rc;
+
+		if (slave >= 0) {
+			setsid();
+			ioctl(slave, TIOCSCTTY, 0);
+			dup2(slave, 0);
+			dup2(slave, 1);
+			dup2(slave, 2);
+		} else if (!o->interactive) {
+			int null = open("/dev/null", O_RDONLY);
+
+			dup2(null, 0);
+		}
+		rc = lch_exec_command(o->argv, env, o->user ? o->user : s.user,
+				      o->workdir ? o->workdir : s.workdir, &ce);
+		fprintf(stderr, "strata: %s\n", ce.msg);
+		_exit(rc);
+	}
+	su_strv_free(env);
+	lch_spec_free(&s);
+	if (pid < 0)
+		return su_error_set(e, errno, "fork");
+	forward_pid = pid;
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+		signal(sigs[i], exec_forward);
+	if (master >= 0) {
+		close(slave);
+		if (isatty(0) && tcgetattr(0, &saved) == 0) {
+			struct termios t = saved;
+
+			cfmakeraw(&t);
+			raw = tcsetattr(0, TCSANOW, &t) == 0;
+		}
+		lch_pty_relay(master, o->interactive ? 0 : -1, 1, 0);
+		close(master);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (raw)
+		tcsetattr(0, TCSANOW, &saved);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
