@@ -352,11 +352,11 @@ int sfs_unlink(struct sfs_fs *fs, struct sfs_node *parent, const char *name, boo
 	if (r < 0)
 		goto out;
 	pup = sfs_node_upper(parent);
-	lower = sfs_lower_has(fs, parent, name);
 	/* An upper entry is the real object unless it came from the index
-	 * for a name that only the lower has. */
-	struct stat ust;
-	bool upper_named = res.upper >= 0 && sfs_fstatat(pup, name, &ust, 0) == 0;
+	 * for a name that only the lower has; an object found in a lower
+	 * needs no second look for one. */
+	bool upper_named = res.upper >= 0 && !res.indexed;
+	lower = !upper_named || (parent->nlow && sfs_lower_has(fs, parent, name));
 	if (upper_named && lower) {
 		r = replace_with_whiteout(fs, pup, name, dir);
 	} else if (upper_named) {
