@@ -215,6 +215,7 @@ static int oci_manifest(struct import *im, json_t *index, int depth, json_t **ou
 static int load_config(struct import *im, const char *path, const char *want_hex,
 		       struct su_error *e)
 {
+	struct img_config c;
 	json_error_t je;
 
 	if (read_blob(im->dirfd, path, want_hex, &im->config_raw, &im->config_len, e) < 0)
@@ -223,6 +224,12 @@ static int load_config(struct import *im, const char *path, const char *want_hex
 	im->config = json_loadb(im->config_raw, im->config_len, 0, &je);
 	if (!json_is_object(im->config))
 		return su_error_set(e, 0, "config: invalid JSON: %s", je.text);
+	/* Refused now rather than by every later run of the image. */
+	if (!json_is_array(json_object_get(json_object_get(im->config, "rootfs"), "diff_ids")))
+		return su_error_set(e, 0, "config: no rootfs.diff_ids array");
+	if (img_config_parse(im->config, &c, e) < 0)
+		return su_error_wrap(e, "config");
+	img_config_clear(&c);
 	return 0;
 }
 
@@ -259,6 +266,10 @@ static int parse_oci(struct import *im, struct layer_ref **layers, size_t *n,
 	}
 	if (load_config(im, cp, img_digest_hex(dg), e) < 0)
 		goto out;
+	if (!json_is_array(json_object_get(m, "layers"))) {
+		su_error_set(e, 0, "manifest: no layers array");
+		goto out;
+	}
 	json_array_foreach(json_object_get(m, "layers"), i, desc) {
 		_cleanup_free_ char *lp = NULL;
 		dg = json_string_value(json_object_get(desc, "digest"));
@@ -300,8 +311,8 @@ static int parse_docker(struct import *im, struct layer_ref **layers, size_t *n,
 		return -1;
 	first = json_array_get(man, 0);
 	cfg = json_string_value(json_object_get(first, "Config"));
-	if (!cfg) {
-		su_error_set(e, 0, "manifest.json: no Config");
+	if (!cfg || !json_is_array(json_object_get(first, "Layers"))) {
+		su_error_set(e, 0, "manifest.json: no Config or no Layers array");
 		goto out;
 	}
 	tag = json_string_value(json_array_get(json_object_get(first, "RepoTags"), 0));

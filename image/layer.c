@@ -599,10 +599,13 @@ static int unpack_tar(struct img_store *s, int tarfd, const char *diff, struct s
 		goto fail;
 	}
 	snprintf(tarname, sizeof(tarname), "%s.tar", diff);
-	if (renameat(s->layersfd, stage, s->layersfd, diff) < 0 && errno != EEXIST &&
-	    errno != ENOTEMPTY) {
-		su_error_set(e, errno, "rename layer into place");
-		goto fail;
+	if (renameat(s->layersfd, stage, s->layersfd, diff) < 0) {
+		if (errno != EEXIST && errno != ENOTEMPTY) {
+			su_error_set(e, errno, "rename layer into place");
+			goto fail;
+		}
+		/* A writer killed before keeping the tar left a whole layer. */
+		su_rm_rf_at(s->layersfd, stage);
 	}
 	fsync(s->layersfd);
 	return 0;

@@ -3,7 +3,8 @@
 # (make fuzz-build: clang, libFuzzer, ASan+UBSan under $B/fuzz), replays every
 # seed and every saved crash (tests/fuzz/corpus/NAME, tests/fuzz/regress/NAME)
 # and fuzzes each target for a short time (STRATA_FUZZ_SECONDS, default 8).
-# `make fuzz FUZZ_SECONDS=600` is the long run.
+# STRATA_FUZZ_TARGETS, a glob, picks the targets; by default all but img-*,
+# which fuzz-image.t runs.  `make fuzz FUZZ_SECONDS=600` is the long run.
 . "$(dirname "$0")/../lib.sh"
 
 SECS=${STRATA_FUZZ_SECONDS:-8}
@@ -21,6 +22,11 @@ t_ok "fuzz harnesses build" true
 for src in "$STRATA_SRC"/tests/fuzz/fuzz-*.c; do
 	n=$(basename "$src" .c)
 	n=${n#fuzz-}
+	if [ -n "${STRATA_FUZZ_TARGETS:-}" ]; then
+		[[ $n == $STRATA_FUZZ_TARGETS ]] || continue
+	else
+		[[ $n == img-* ]] && continue
+	fi
 	bin=$B/fuzz/fuzz-$n
 	seeds=$STRATA_SRC/tests/fuzz/corpus/$n
 	t_ok "$n: has a seed corpus" test -n "$(ls -A "$seeds" 2>/dev/null)"
