@@ -32,26 +32,14 @@ static int publish_created(struct sfs_fs *fs, struct sfs_node *parent, const cha
 			   struct fuse_entry_param *e)
 {
 	struct sfs_res res = {.upper = -1};
-	struct sfs_node *n;
 	int r = sfs_fstatat(*fd, "", &res.st, 0);
 
 	if (r < 0)
 		return r;
-	struct stat st = res.st;
 	res.upper = su_steal_fd(fd);
-	res.type = st.st_mode & S_IFMT;
-	res.ino = sfs_make_ino(fs, 0, st.st_ino);
-	r = sfs_node_publish(fs, parent, name, &res, true, &n);
-	sfs_res_free(&res);
-	if (r < 0)
-		return r;
-	memset(e, 0, sizeof(*e));
-	e->attr = st;
-	sfs_present_stat(fs, n, &e->attr);
-	e->ino = sfs_node_id(fs, n);
-	e->attr_timeout = fs->timeout;
-	e->entry_timeout = fs->timeout;
-	return 0;
+	res.type = res.st.st_mode & S_IFMT;
+	res.ino = sfs_make_ino(fs, 0, res.st.st_ino);
+	return sfs_publish_entry(fs, parent, name, &res, e);
 }
 
 /* Whether the upper dir has a whiteout at name (-errno on errors). */

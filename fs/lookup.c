@@ -326,6 +326,26 @@ int sfs_resolve_hint(struct sfs_fs *fs, struct sfs_node *parent, const char *nam
 	return resolve(fs, parent, name, pos, res);
 }
 
+int sfs_publish_entry(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
+		      struct sfs_res *res, struct fuse_entry_param *e)
+{
+	/* the stat taken while resolving becomes the reply's attributes */
+	struct stat st = res->st;
+	struct sfs_node *n;
+	int r = sfs_node_publish(fs, parent, name, res, true, &n);
+
+	sfs_res_free(res);
+	if (r < 0)
+		return r;
+	memset(e, 0, sizeof(*e));
+	e->attr = st;
+	sfs_present_stat(fs, n, &e->attr);
+	e->ino = sfs_node_id(fs, n);
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
+	return 0;
+}
+
 bool sfs_lower_has(struct sfs_fs *fs, struct sfs_node *parent, const char *name)
 {
 	if (su_str_has_prefix(name, ".wh."))

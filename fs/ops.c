@@ -512,7 +512,6 @@ int sfs_lookup_hint(struct sfs_fs *fs, struct sfs_node *parent, const char *name
 		    struct fuse_entry_param *e)
 {
 	struct sfs_res res;
-	struct sfs_node *n;
 	int r;
 
 	if (!S_ISDIR(parent->type))
@@ -521,19 +520,7 @@ int sfs_lookup_hint(struct sfs_fs *fs, struct sfs_node *parent, const char *name
 		    : sfs_resolve(fs, parent, name, &res);
 	if (r < 0)
 		return r;
-	/* the stat taken while resolving becomes the reply's attributes */
-	struct stat st = res.st;
-	r = sfs_node_publish(fs, parent, name, &res, true, &n);
-	sfs_res_free(&res);
-	if (r < 0)
-		return r;
-	memset(e, 0, sizeof(*e));
-	e->attr = st;
-	sfs_present_stat(fs, n, &e->attr);
-	e->ino = sfs_node_id(fs, n);
-	e->attr_timeout = fs->timeout;
-	e->entry_timeout = fs->timeout;
-	return 0;
+	return sfs_publish_entry(fs, parent, name, &res, e);
 }
 
 const struct fuse_lowlevel_ops sfs_ops = {

@@ -236,7 +236,10 @@ void sfs_res_free(struct sfs_res *res);
 int sfs_resolve_hint(struct sfs_fs *fs, struct sfs_node *parent, const char *name, int pos,
 		     struct sfs_res *res);
 /* Publishes res as a node (or finds the existing node of that inode) with
- * one kernel lookup reference; fills e. */
+ * one kernel lookup reference, frees res, and fills e from res's stat. */
+int sfs_publish_entry(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
+		      struct sfs_res *res, struct fuse_entry_param *e);
+/* Resolves and publishes parent/name; fills e. */
 int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 	       struct fuse_entry_param *e);
 int sfs_lookup_hint(struct sfs_fs *fs, struct sfs_node *parent, const char *name, int pos,

@@ -91,20 +91,9 @@ static void gc_dir(int dirfd)
 
 int img_store_lock(struct img_store *s, bool exclusive, struct su_error *e)
 {
-	int fd = openat(s->imagesfd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int fd = su_lock_dir(s->imagesfd, s->images, exclusive, e);
 
-	if (fd < 0 && errno == EROFS && !exclusive)
-		fd = openat(s->imagesfd, ".lock", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return su_error_set(e, errno, "open %s/.lock", s->images);
-	while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) < 0) {
-		if (errno != EINTR) {
-			su_error_set(e, errno, "lock %s/.lock", s->images);
-			close(fd);
-			return -1;
-		}
-	}
-	if (exclusive) {
+	if (fd >= 0 && exclusive) {
 		gc_dir(s->imagesfd);
 		gc_dir(s->layersfd);
 		gc_dir(s->tarsfd);
@@ -345,19 +334,6 @@ out:
 
 /* ---- adding an image ---- */
 
-static char *rfc3339_now(void)
-{
-	struct timespec ts;
-	struct tm tm;
-	char buf[64];
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec);
-	return strdup(buf);
-}
-
 static int meta_write(struct img_store *s, const char *id, json_t *meta, struct su_error *e)
 {
 	_cleanup_free_ char *text = json_dumps(meta, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -452,7 +428,7 @@ int img_store_add_locked(struct img_store *s, const char *id, const char *config
 		su_error_set(e, -r, "write %s/%s/config.json", s->images, stage);
 		goto fail;
 	}
-	now = rfc3339_now();
+	now = su_rfc3339_now(true);
 	meta = json_pack("{s:s, s:[], s:s, s:I}", "Id", id, "Names", "Created", now ? now : "",
 			 "Size", (json_int_t)size);
 	if (!meta) {

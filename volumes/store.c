@@ -74,18 +74,9 @@ void vol_store_point(struct vol_store *s, const char *point)
  * can be shared with a forked child without sharing the lock. */
 int vol_store_lock(struct vol_store *s, bool exclusive, struct su_error *e)
 {
-	int fd = openat(s->dirfd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int fd = su_lock_dir(s->dirfd, s->dir, exclusive, e);
 
-	if (fd < 0)
-		return su_error_set(e, errno, "open %s/.lock", s->dir);
-	while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) < 0) {
-		if (errno != EINTR) {
-			su_error_set(e, errno, "lock %s/.lock", s->dir);
-			close(fd);
-			return -1;
-		}
-	}
-	if (exclusive)
+	if (fd >= 0 && exclusive)
 		vol_store_gc(s);
 	return fd;
 }
@@ -261,22 +252,10 @@ static int check_kv_object(json_t *o, const char *what, bool opts, struct su_err
 	return 0;
 }
 
-static char *rfc3339_now(void)
-{
-	struct timespec ts;
-	struct tm tm;
-	char buf[64];
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return strdup(buf);
-}
-
 static int meta_write(int dirfd, const char *name, const struct vol_create_opts *o, bool anonymous,
 		      struct su_error *e)
 {
-	_cleanup_free_ char *now = rfc3339_now();
+	_cleanup_free_ char *now = su_rfc3339_now(false);
 	_cleanup_free_ char *text = NULL;
 	json_t *meta;
 	int r;

@@ -1,0 +1,45 @@
+/* util/lock: the lock file of a store directory, and timestamps for the
+ * metadata stores write. */
+#include "util/util.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+
+int su_lock_dir(int dirfd, const char *dirname, bool exclusive, struct su_error *e)
+{
+	int fd = openat(dirfd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	/* a read-only store can still be read under a shared lock */
+	if (fd < 0 && errno == EROFS && !exclusive)
+		fd = openat(dirfd, ".lock", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return su_error_set(e, errno, "open %s/.lock", dirname);
+	while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) < 0) {
+		if (errno != EINTR) {
+			su_error_set(e, errno, "lock %s/.lock", dirname);
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
+
+char *su_rfc3339_now(bool nanoseconds)
+{
+	struct timespec ts;
+	struct tm tm;
+	char buf[64];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	if (nanoseconds)
+		snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			 tm.tm_sec, ts.tv_nsec);
+	else
+		strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return strdup(buf);
+}
