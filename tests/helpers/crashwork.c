@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -412,6 +413,20 @@ static void pick(const struct model *m, int w, struct op *o)
 	}
 }
 
+/* Whether the mount behind mfd has lost its daemon. */
+static bool mount_dead(int mfd)
+{
+	struct stat st;
+
+	for (int i = 0; i < 50; i++) {
+		if (fstatat(mfd, "", &st, AT_EMPTY_PATH) < 0 &&
+		    (errno == ENOTCONN || errno == ECONNABORTED))
+			return true;
+		usleep(20000);
+	}
+	return false;
+}
+
 static int worker(const char *mnt, const char *state, const char *logdir, int w, uint64_t seed)
 {
 	struct model m;
@@ -436,8 +451,12 @@ static int worker(const char *mnt, const char *state, const char *logdir, int w,
 		r = do_op(mfd, w, &o);
 		if (r < 0) {
 			log_line(lfd, "F %d\n", -r);
-			/* the daemon is gone: the only way a run ends */
+			/* the daemon is gone: the only way a run ends.  A read
+			 * in flight when the connection aborts fails its page
+			 * with EIO; that counts only if the mount is dead now. */
 			if (r == -ENOTCONN || r == -ECONNABORTED)
+				break;
+			if (r == -EIO && mount_dead(mfd))
 				break;
 			fprintf(stderr, "worker %d: operation %c on %d failed: %s\n", w,
 				op_chars[o.type], o.a, strerror(-r));
