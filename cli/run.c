@@ -271,9 +271,11 @@ static int run_or_create(struct cli_ctx *ctx, const char *verb, int argc, char *
 		run_opts_free(&o);
 		return rc < 0 ? CLI_OK : rc;
 	}
+	/* Docker's status for a container that never ran: 125. */
 	if (build_spec(ctx, &o, argc - first, argv + first, &s, &e) < 0 ||
 	    lch_create(ctx->root, &s, &e) < 0) {
-		rc = cli_error(&e);
+		cli_error(&e);
+		rc = 125;
 		goto out;
 	}
 	if (!strcmp(verb, "create")) {

@@ -14,6 +14,21 @@ static size_t key_len(const char *kv)
 	return eq ? (size_t)(eq - kv) : strlen(kv);
 }
 
+/* Removes KEY (kv is "KEY" or "KEY=...") from v. */
+static void env_unset(char **v, size_t *n, const char *kv)
+{
+	size_t kl = key_len(kv);
+
+	for (size_t i = 0; i < *n; i++) {
+		if (key_len(v[i]) == kl && !strncmp(v[i], kv, kl)) {
+			free(v[i]);
+			memmove(&v[i], &v[i + 1], (*n - i - 1) * sizeof(*v));
+			(*n)--;
+			return;
+		}
+	}
+}
+
 /* Sets or replaces KEY=VALUE in v (n entries, room for one more + NULL). */
 static void env_set(char **v, size_t *n, const char *kv)
 {
@@ -48,10 +63,13 @@ char **lch_env_merge(char *const *image_env, char *const *user_env)
 			env_set(v, &n, user_env[i]);
 			continue;
 		}
-		/* "-e KEY": the caller's value, or nothing when unset. */
+		/* "-e KEY": the caller's value; unset there, the image's value
+		 * goes too (Docker's ReplaceOrAppendEnvValues). */
 		val = getenv(user_env[i]);
 		if (val && (kv = su_asprintf("%s=%s", user_env[i], val)))
 			env_set(v, &n, kv);
+		else if (!val)
+			env_unset(v, &n, user_env[i]);
 	}
 	for (size_t i = 0; i < n; i++)
 		have_path |= su_str_has_prefix(v[i], "PATH=");

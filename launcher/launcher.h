@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <sys/ioctl.h>
 #include <sys/types.h>
 
 #include "util/util.h"
@@ -46,7 +47,8 @@ int lch_spec_from_json(json_t *j, struct lch_spec *s, struct su_error *e);
 /* ---- Docker's rules for the image config (launcher/config.c) ---- */
 
 /* Image Env, then user env on top (same key: the user's wins); "KEY" alone
- * takes the value from the caller's environment, or is dropped. */
+ * takes the value from the caller's environment or, unset there, removes
+ * KEY (the image's value included), as Docker does. */
 char **lch_env_merge(char *const *image_env, char *const *user_env);
 /* Appends the KEY=VALUE lines of an --env-file (comments and blanks
  * skipped) to *v; returns 0 or -1 with e set. */
@@ -179,8 +181,12 @@ int lch_caps_and_user(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups,
 /* Passes an fd over a unix socket and receives it. */
 int lch_send_fd(int sock, int fd);
 int lch_recv_fd(int sock);
+/* The first of stdin, stdout and stderr that is a terminal, its size in
+ * *ws; -1 when none is (`-t` with every stream redirected). */
+int lch_terminal_fd(struct winsize *ws);
 /* Copies in -> master and master -> out until the master hangs up (in may
- * be -1); SIGWINCH resizes the master from the terminal on in. */
+ * be -1); the master takes the size of the terminal winsz_from (-1: none)
+ * at once and again on each SIGWINCH. */
 void lch_pty_relay(int master, int in, int out, int winsz_from);
 
 #endif

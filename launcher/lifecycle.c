@@ -345,8 +345,9 @@ int lch_exec(const char *root, const char *id, const struct lch_exec_opts *o, st
 	struct lch_spec s = {0};
 	struct lch_state st;
 	char **env = NULL;
-	int master = -1, slave = -1, status;
+	int master = -1, slave = -1, status, term = -1;
 	struct termios saved;
+	struct winsize ws;
 	bool raw = false;
 	pid_t pid;
 
@@ -373,6 +374,18 @@ int lch_exec(const char *root, const char *id, const struct lch_exec_opts *o, st
 			if (ptsname_r(master, name, sizeof(name)) == 0)
 				slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
 		}
+		if (slave < 0) {
+			su_error_set(e, errno, "open a pty in the container");
+			if (master >= 0)
+				close(master);
+			su_strv_free(env);
+			lch_spec_free(&s);
+			return -1;
+		}
+		/* The size before the command runs, as for `run -t`. */
+		term = lch_terminal_fd(&ws);
+		if (term >= 0)
+			ioctl(master, TIOCSWINSZ, &ws);
 	}
 	fflush(NULL);
 	pid = fork();
@@ -411,7 +424,7 @@ int lch_exec(const char *root, const char *id, const struct lch_exec_opts *o, st
 			cfmakeraw(&t);
 			raw = tcsetattr(0, TCSANOW, &t) == 0;
 		}
-		lch_pty_relay(master, o->interactive ? 0 : -1, 1, 0);
+		lch_pty_relay(master, o->interactive ? 0 : -1, 1, term);
 		close(master);
 	}
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)

@@ -3,6 +3,7 @@
 #include "launcher/launcher.h"
 
 #include <poll.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -45,6 +46,19 @@ int lch_recv_fd(int sock)
 	return fd;
 }
 
+int lch_terminal_fd(struct winsize *ws)
+{
+	for (int fd = 0; fd <= 2; fd++)
+		if (isatty(fd) && ioctl(fd, TIOCGWINSZ, ws) == 0)
+			return fd;
+	return -1;
+}
+
+static void on_winch(int sig)
+{
+	(void)sig;
+}
+
 static void resize(int master, int from)
 {
 	struct winsize ws;
@@ -55,9 +69,14 @@ static void resize(int master, int from)
 
 void lch_pty_relay(int master, int in, int out, int winsz_from)
 {
+	struct sigaction sa = {.sa_handler = on_winch}, old;
 	char buf[8192];
 	bool in_open = in >= 0;
 
+	/* A handler without SA_RESTART: SIGWINCH interrupts poll, and the
+	 * new size is passed on at once. */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGWINCH, &sa, &old);
 	resize(master, winsz_from);
 	for (;;) {
 		struct pollfd p[2] = {{.fd = master, .events = POLLIN},
@@ -72,14 +91,14 @@ void lch_pty_relay(int master, int in, int out, int winsz_from)
 				resize(master, winsz_from);
 				continue;
 			}
-			return;
+			break;
 		}
 		if (p[0].revents) {
 			n = read(master, buf, sizeof(buf));
 			if (n > 0)
 				su_write_all(out, buf, (size_t)n);
 			else if (n == 0 || (errno != EINTR && errno != EAGAIN))
-				return; /* EIO: every slave is closed */
+				break; /* EIO: every slave is closed */
 		}
 		if (in_open && p[1].revents) {
 			n = read(in, buf, sizeof(buf));
@@ -91,4 +110,5 @@ void lch_pty_relay(int master, int in, int out, int winsz_from)
 			}
 		}
 	}
+	sigaction(SIGWINCH, &old, NULL);
 }

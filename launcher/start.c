@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -140,6 +141,7 @@ struct init_args {
 	const struct lch_spec *spec;
 	struct vol_store *store;
 	int sync, status_fd;
+	const struct winsize *ws; /* the caller's terminal size, or NULL */
 };
 
 static void init_fail(int sync, const struct su_error *e)
@@ -194,6 +196,10 @@ static void init_main(const struct init_args *a)
 	if (a->spec->tty) {
 		if ((master = open_pty(&slave, &e)) < 0)
 			init_fail(a->sync, &e);
+		/* Before the command starts: its first `stty size` must see
+		 * the terminal's size, not 0 0. */
+		if (a->ws)
+			ioctl(master, TIOCSWINSZ, a->ws);
 		if (lch_send_fd(a->sync, master) < 0) {
 			su_error_set(&e, errno, "send the pty");
 			init_fail(a->sync, &e);
@@ -277,6 +283,16 @@ static void report(int fd, const char *fmt, ...)
 	su_write_all(fd, buf, (size_t)(n < (int)sizeof(buf) ? n : (int)sizeof(buf) - 1));
 }
 
+/* The caller's terminal, for the size of the container's pty (stdin need
+ * not be it: `-t` without `-i` reads no input).  Returns a CLOEXEC dup or
+ * -1. */
+static int caller_terminal(bool attach, struct winsize *ws)
+{
+	int fd = attach ? lch_terminal_fd(ws) : -1;
+
+	return fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
+}
+
 static void keeper_stdio(const char *cdir, const struct lch_spec *spec, bool attach)
 {
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC), log;
@@ -324,11 +340,14 @@ static int keeper_run(const char *root, const char *cdir, struct lch_spec *spec,
 	struct lch_state st = {.status = LCH_RUNNING};
 	struct su_error e = {0};
 	struct vol_store *store = NULL;
-	int sv[2] = {-1, -1}, master = -1, status, code;
+	int sv[2] = {-1, -1}, master = -1, status, code, term = -1;
 	bool fs_died = false;
 	unsigned long flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;
+	struct winsize ws = {0};
 	pid_t init;
 
+	if (spec->tty)
+		term = caller_terminal(attach, &ws);
 	keeper_stdio(cdir, spec, attach);
 	lch_proc_get(getpid(), &st.keeper);
 	if (keeper_setup(cdir, spec, &e) < 0 || spawn_fs(cdir, spec, &st.fs, &e) < 0)
@@ -349,7 +368,8 @@ static int keeper_run(const char *root, const char *cdir, struct lch_spec *spec,
 	}
 	if (init == 0) {
 		struct init_args a = {.root = root, .cdir = cdir, .spec = spec, .store = store,
-				      .sync = sv[1], .status_fd = status_fd};
+				      .sync = sv[1], .status_fd = status_fd,
+				      .ws = term >= 0 ? &ws : NULL};
 		close(sv[0]);
 		init_main(&a);
 	}
@@ -369,9 +389,11 @@ static int keeper_run(const char *root, const char *cdir, struct lch_spec *spec,
 	if (status_fd >= 0)
 		close(status_fd);
 	if (master >= 0) {
-		lch_pty_relay(master, attach && spec->interactive ? 0 : -1, 1, attach ? 0 : -1);
+		lch_pty_relay(master, attach && spec->interactive ? 0 : -1, 1, term);
 		close(master);
 	}
+	if (term >= 0)
+		close(term);
 	if (wait_init(init, st.fs.pid, &status, &fs_died) < 0)
 		status = 125 << 8;
 	code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
@@ -392,6 +414,8 @@ fail_fs:
 	vol_store_close(store);
 	stop_fs(cdir, st.fs.pid);
 fail:
+	if (term >= 0)
+		close(term);
 	report(status_fd, "ERR %s\n", e.msg);
 	memset(&st.init, 0, sizeof(st.init));
 	memset(&st.fs, 0, sizeof(st.fs));
@@ -465,9 +489,16 @@ int lch_start(const char *root, const char *id, const struct lch_start_opts *o,
 		lch_spec_free(&spec);
 		return su_error_set(e, errno, "pipe");
 	}
+	/* Raw before the keeper starts relaying: the container's pty does
+	 * the echo and the line editing, and its first output must not be
+	 * translated a second time by ours. */
+	if (spec.tty && o->attach)
+		raw_mode(0, &saved, &is_raw);
 	fflush(NULL);
 	keeper = lch_fork_userns(e);
 	if (keeper < 0) {
+		if (is_raw)
+			tcsetattr(0, TCSANOW, &saved);
 		lch_spec_free(&spec);
 		return su_error_wrap(e, "start %s", spec.name);
 	}
@@ -486,6 +517,8 @@ int lch_start(const char *root, const char *id, const struct lch_start_opts *o,
 	if (rc < 0) {
 		if (o->attach)
 			waitpid(keeper, NULL, 0);
+		if (is_raw)
+			tcsetattr(0, TCSANOW, &saved);
 		su_error_wrap(e, "start %s", spec.name);
 		lch_spec_free(&spec);
 		return -1;
@@ -497,8 +530,6 @@ int lch_start(const char *root, const char *id, const struct lch_start_opts *o,
 		return 0;
 	}
 	forward_to = init;
-	if (spec.tty)
-		raw_mode(0, &saved, &is_raw);
 	while (waitpid(keeper, &status, 0) < 0 && errno == EINTR)
 		;
 	forward_to = 0;

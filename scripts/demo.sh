@@ -5,7 +5,8 @@
 # upper directory.  Then containers (`strata run`), replaying the Docker
 # storage stories: the writable layer across stop/start and rm, named
 # volumes, bind mounts, tmpfs mounts, layers shared by two containers.
-# Run by `make demo`, as root or not.  STRATA_FS overrides the binary
+# Run by `make demo`, as root or not.  The containers run from the built-in
+# image imported with `strata image import`, as a user's would.  STRATA_FS overrides the binary
 # (default $B/strata-fs); everything happens in a temporary directory that is
 # always removed.
 set -euo pipefail
@@ -253,11 +254,50 @@ stq() {
 	"$B/strata" --root "$STATE" "$@"
 }
 
+# oci_layout OUT LAYER...: an OCI image layout of the layer directories
+# (bottom first), each an uncompressed tar, with a small image config.
+oci_layout() {
+	local out=$1 l n=0 h size diffs="" layers="" cfg
+	shift
+	mkdir -p "$out/blobs/sha256"
+	for l in "$@"; do
+		tar -C "$l" --format=posix --xattrs --xattrs-include='*' --numeric-owner \
+			--sort=name -cf "$out/layer$n.tar" .
+		h=$(sha256sum "$out/layer$n.tar" | cut -c1-64)
+		size=$(stat -c %s "$out/layer$n.tar")
+		mv "$out/layer$n.tar" "$out/blobs/sha256/$h"
+		diffs="$diffs${diffs:+,}\"sha256:$h\""
+		layers="$layers${layers:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"sha256:$h\",\"size\":$size}"
+		n=$((n + 1))
+	done
+	blob() { # blob TEXT: stores TEXT, prints "sha256:HEX",\"size\":N"
+		local h
+		h=$(printf '%s' "$1" | sha256sum | cut -c1-64)
+		printf '%s' "$1" >"$out/blobs/sha256/$h"
+		printf 'sha256:%s","size":%s' "$h" "${#1}"
+	}
+	cfg=$(blob '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/bin:/bin"],"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":['"$diffs"']}}')
+	h=$(blob '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"'"$cfg"'},"layers":['"$layers"']}')
+	printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s}]}' \
+		"$h" >"$out/index.json"
+	echo '{"imageLayoutVersion":"1.0.0"}' >"$out/oci-layout"
+}
+
+heading "Import the built-in image into strata's layer store"
+say "The same three layers as tars with .wh. whiteouts (OCI format), in an OCI image"
+say "layout, imported under a name: each layer is unpacked once, under its diff_id."
+bash "$SRC/scripts/mkimage.sh" "$D/image" oci >/dev/null
+oci_layout "$D/demo-oci" "$D/image/oci/l0" "$D/image/oci/l1" "$D/image/oci/l2"
+run ls demo-oci demo-oci/blobs/sha256
+st image import --name demo:latest "$D/demo-oci"
+st image ls
+run ls state/layers/sha256
+IMG=demo:latest
+
 heading "Containers: a file written in a container lives in its writable layer"
 say "strata run mounts strata-fs over the image's layers with the container's own"
 say "upper directory, in its own namespaces$([ "$EUID" != 0 ] && echo ' (rootless: a user namespace)')."
-say "--rootfs-layers runs straight from the built-in image's layers."
-st run -d --name app --rootfs-layers "$LOWER" sleep 1000
+st run -d --name app "$IMG" sleep 1000
 st exec app sh -c 'echo "written in the container" >/notes.txt; cat /notes.txt'
 st ps
 st stop -t 1 app
@@ -267,28 +307,28 @@ say "(the file survived stop and start: the writable layer is kept)"
 APP=$(stq ps -a --format json | jq -r 'select(.Names=="app") | .ID')
 run ls "state/containers/$APP/upper"
 st rm -f app
-st run --rm --rootfs-layers "$LOWER" sh -c 'cat /notes.txt 2>&1 || true'
+st run --rm "$IMG" sh -c 'cat /notes.txt 2>&1 || true'
 say "(rm deleted the writable layer; a new container starts from the image)"
 run ls state/containers
 
 heading "A named volume outlives its containers"
-st run --rm --rootfs-layers "$LOWER" -v dbdata:/var/lib/data sh -c \
+st run --rm -v dbdata:/var/lib/data "$IMG" sh -c \
 	'ls /var/lib/data; echo "4,delta" >>/var/lib/data/records.csv'
 say "(a new volume is filled from the image's /var/lib/data first)"
 st volume ls
-st run --rm --rootfs-layers "$LOWER" -v dbdata:/srv/db tail -2 /srv/db/records.csv
+st run --rm -v dbdata:/srv/db "$IMG" tail -2 /srv/db/records.csv
 say "(another container, the same data; rm never deletes a named volume)"
 
 heading "A bind mount shows host files and conceals the image's"
 mkdir -p "$D/host-conf"
 echo "from the host" >"$D/host-conf/host.conf"
-st run --rm --rootfs-layers "$LOWER" sh -c 'ls /etc/app'
-st run --rm --rootfs-layers "$LOWER" -v "$D/host-conf:/etc/app:ro" sh -c \
+st run --rm "$IMG" sh -c 'ls /etc/app'
+st run --rm -v "$D/host-conf:/etc/app:ro" "$IMG" sh -c \
 	'ls /etc/app; cat /etc/app/host.conf; echo x >/etc/app/new 2>&1 || true'
 say "(the image's files are hidden while the mount is there, and :ro refuses writes)"
 
 heading "A tmpfs mount is empty on each start"
-st create --name scratch --tmpfs /scratch --rootfs-layers "$LOWER" \
+st create --name scratch --tmpfs /scratch "$IMG" \
 	sh -c 'echo "in /scratch: $(ls /scratch)"; touch /scratch/file-$$; echo "/keep: $(cat /keep 2>/dev/null)"; date +%T >>/keep'
 st start -a scratch
 st start -a scratch
@@ -296,13 +336,16 @@ say "(/scratch starts empty each time; /keep, in the writable layer, grows)"
 st rm scratch
 
 heading "Two containers from one image share its layers on disk"
-A=$(stq create --name one --rootfs-layers "$LOWER" true)
-Bc=$(stq create --name two --rootfs-layers "$LOWER" true)
+A=$(stq create --name one "$IMG" sh -c 'echo one >/one.txt')
+Bc=$(stq create --name two "$IMG" sh -c 'echo two >/two.txt')
 stq start -a one >/dev/null
 stq start -a two >/dev/null
-run jq -c .Layers "state/containers/$A/config.json" "state/containers/$Bc/config.json"
-run du -sh image/ovl "state/containers/$A/upper" "state/containers/$Bc/upper"
-say "(both name the same layer directories; each has only its own small upper)"
+run jq -c '.Layers | map(sub(".*/layers/"; "layers/"))' \
+	"state/containers/$A/config.json" "state/containers/$Bc/config.json"
+run du -sh state/layers "state/containers/$A/upper" "state/containers/$Bc/upper"
+run ls "state/containers/$A/upper" "state/containers/$Bc/upper"
+say "(both name the same layers/sha256/<diff_id> directories, stored once; each"
+say "container has only its own small upper)"
 st rm one two
 st ps -a
 
