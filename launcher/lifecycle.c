@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -331,6 +332,8 @@ static int enter_namespaces(pid_t pid, struct su_error *e)
 	return r;
 }
 
+/* The caller forwards its signals to the command; a handler can only find
+ * it in a static. */
 static pid_t forward_pid;
 
 static void exec_forward(int sig)
@@ -339,17 +342,145 @@ static void exec_forward(int sig)
 		kill(forward_pid, sig);
 }
 
+static void exec_ignore(int sig)
+{
+	(void)sig;
+}
+
+static const int exec_sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+
+struct exec_helper {
+	const struct lch_exec_opts *o;
+	const struct lch_spec *spec;
+	char **env;
+	pid_t init;
+	int sock;
+};
+
+static void helper_fail(int sock, const struct su_error *e) __attribute__((noreturn));
+static void helper_fail(int sock, const struct su_error *e)
+{
+	char msg[1100];
+	int n = snprintf(msg, sizeof(msg), "E%s", e->msg);
+
+	send(sock, msg, (size_t)n, MSG_NOSIGNAL);
+	_exit(126);
+}
+
+/* The command's process: its terminal or stdin, then execve. */
+static void exec_child(const struct exec_helper *h, int slave) __attribute__((noreturn));
+static void exec_child(const struct exec_helper *h, int slave)
+{
+	struct su_error ce = {0};
+	int rc;
+
+	if (slave >= 0) {
+		setsid();
+		ioctl(slave, TIOCSCTTY, 0);
+		dup2(slave, 0);
+		dup2(slave, 1);
+		dup2(slave, 2);
+	} else if (!h->o->interactive) {
+		int null = open("/dev/null", O_RDONLY);
+
+		dup2(null, 0);
+	}
+	rc = lch_exec_command(h->o->argv, h->env, h->o->user ? h->o->user : h->spec->user,
+			      h->o->workdir ? h->o->workdir : h->spec->workdir, &ce);
+	fprintf(stderr, "strata: %s\n", ce.msg);
+	_exit(rc);
+}
+
+/* Runs in a child of the caller, so the caller itself never enters the
+ * container's namespaces (a process whose children land in another PID
+ * namespace cannot be stopped by a ptrace-based tool such as LSan's leak
+ * check, and the caller stays on the host's mounts).  Enters them, opens
+ * the pty in the container's devpts and passes its master up, forks the
+ * command, reports its pid ("P<pid>", in the caller's PID namespace too)
+ * and exits with its status.  Never returns; _exit skips atexit work. */
+static void exec_helper_run(const struct exec_helper *h) __attribute__((noreturn));
+static void exec_helper_run(const struct exec_helper *h)
+{
+	struct su_error e = {0};
+	struct winsize ws;
+	int master = -1, slave = -1, st, term;
+	char msg[32];
+	pid_t pid;
+
+	/* The command gets the signals from the caller; a handler (not
+	 * SIG_IGN) is reset by execve. */
+	for (size_t i = 0; i < ARRAY_SIZE(exec_sigs); i++)
+		signal(exec_sigs[i], exec_ignore);
+	if (enter_namespaces(h->init, &e) < 0)
+		helper_fail(h->sock, &e);
+	if (h->o->tty) {
+		char name[64];
+
+		master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (master < 0 || unlockpt(master) < 0 || ptsname_r(master, name, sizeof(name)) ||
+		    (slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+			su_error_set(&e, errno, "open a pty in the container");
+			helper_fail(h->sock, &e);
+		}
+		/* The size before the command runs, as for `run -t`. */
+		term = lch_terminal_fd(&ws);
+		if (term >= 0)
+			ioctl(master, TIOCSWINSZ, &ws);
+		if (lch_send_fd(h->sock, master) < 0) {
+			su_error_set(&e, errno, "pass the pty");
+			helper_fail(h->sock, &e);
+		}
+		close(master);
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		su_error_set(&e, errno, "fork");
+		helper_fail(h->sock, &e);
+	}
+	if (pid == 0)
+		exec_child(h, slave);
+	if (slave >= 0)
+		close(slave);
+	snprintf(msg, sizeof(msg), "P%d", (int)pid);
+	send(h->sock, msg, strlen(msg), MSG_NOSIGNAL);
+	close(h->sock);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+}
+
+/* The helper's report: the pty master (tty), then "P<pid>" or "E<msg>". */
+static int exec_report(int sock, bool tty, int *master, pid_t *pid, struct su_error *e)
+{
+	char buf[1200];
+	ssize_t n;
+
+	*master = -1;
+	if (tty) {
+		char peek;
+
+		if (recv(sock, &peek, 1, MSG_PEEK) == 1 && peek == 'F')
+			*master = lch_recv_fd(sock);
+	}
+	n = recv(sock, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return su_error_set(e, 0, "exec: the helper died");
+	buf[n] = 0;
+	if (buf[0] == 'E')
+		return su_error_set(e, 0, "%s", buf + 1);
+	*pid = (pid_t)atoi(buf + 1);
+	return 0;
+}
+
 int lch_exec(const char *root, const char *id, const struct lch_exec_opts *o, struct su_error *e)
 {
-	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 	struct lch_spec s = {0};
 	struct lch_state st;
-	char **env = NULL;
-	int master = -1, slave = -1, status, term = -1;
 	struct termios saved;
-	struct winsize ws;
 	bool raw = false;
-	pid_t pid;
+	int sv[2], master = -1, status, r;
+	pid_t helper, cmd = 0;
 
 	if (lch_load(root, id, &s, e) < 0)
 		return -1;
@@ -359,76 +490,51 @@ int lch_exec(const char *root, const char *id, const struct lch_exec_opts *o, st
 		lch_spec_free(&s);
 		return su_error_set(e, 0, "container %s is not running", id);
 	}
-	if (enter_namespaces(st.init.pid, e) < 0) {
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		lch_state_free(&st);
 		lch_spec_free(&s);
-		return -1;
-	}
-	lch_state_free(&st);
-	env = lch_env_merge(s.env, o->env);
-	if (o->tty) {
-		master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
-		if (master >= 0 && unlockpt(master) == 0) {
-			char name[64];
-
-			if (ptsname_r(master, name, sizeof(name)) == 0)
-				slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-		}
-		if (slave < 0) {
-			su_error_set(e, errno, "open a pty in the container");
-			if (master >= 0)
-				close(master);
-			su_strv_free(env);
-			lch_spec_free(&s);
-			return -1;
-		}
-		/* The size before the command runs, as for `run -t`. */
-		term = lch_terminal_fd(&ws);
-		if (term >= 0)
-			ioctl(master, TIOCSWINSZ, &ws);
+		return su_error_set(e, errno, "socketpair");
 	}
 	fflush(NULL);
-	pid = fork();
-	if (pid == 0) {
-		struct su_error ce = {0};
-		int rc;
+	helper = fork();
+	if (helper == 0) {
+		struct exec_helper h = {.o = o, .spec = &s, .init = st.init.pid, .sock = sv[1]};
 
-		if (slave >= 0) {
-			setsid();
-			ioctl(slave, TIOCSCTTY, 0);
-			dup2(slave, 0);
-			dup2(slave, 1);
-			dup2(slave, 2);
-		} else if (!o->interactive) {
-			int null = open("/dev/null", O_RDONLY);
-
-			dup2(null, 0);
-		}
-		rc = lch_exec_command(o->argv, env, o->user ? o->user : s.user,
-				      o->workdir ? o->workdir : s.workdir, &ce);
-		fprintf(stderr, "strata: %s\n", ce.msg);
-		_exit(rc);
+		close(sv[0]);
+		h.env = lch_env_merge(s.env, o->env);
+		exec_helper_run(&h);
 	}
-	su_strv_free(env);
+	close(sv[1]);
+	lch_state_free(&st);
 	lch_spec_free(&s);
-	if (pid < 0)
+	if (helper < 0) {
+		close(sv[0]);
 		return su_error_set(e, errno, "fork");
-	forward_pid = pid;
-	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
-		signal(sigs[i], exec_forward);
+	}
+	r = exec_report(sv[0], o->tty, &master, &cmd, e);
+	close(sv[0]);
+	if (r < 0) {
+		if (master >= 0)
+			close(master);
+		waitpid(helper, NULL, 0);
+		return -1;
+	}
+	forward_pid = cmd;
+	for (size_t i = 0; i < ARRAY_SIZE(exec_sigs); i++)
+		signal(exec_sigs[i], exec_forward);
 	if (master >= 0) {
-		close(slave);
 		if (isatty(0) && tcgetattr(0, &saved) == 0) {
 			struct termios t = saved;
 
 			cfmakeraw(&t);
 			raw = tcsetattr(0, TCSANOW, &t) == 0;
 		}
-		lch_pty_relay(master, o->interactive ? 0 : -1, 1, term);
+		lch_pty_relay(master, o->interactive ? 0 : -1, 1, lch_terminal_fd(&(struct winsize){0}));
 		close(master);
 	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+	while (waitpid(helper, &status, 0) < 0 && errno == EINTR)
 		;
+	forward_pid = 0;
 	if (raw)
 		tcsetattr(0, TCSANOW, &saved);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

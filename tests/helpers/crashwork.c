@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -413,14 +414,14 @@ static void pick(const struct model *m, int w, struct op *o)
 	}
 }
 
-/* Whether the mount behind mfd has lost its daemon. */
+/* Whether the mount behind mfd has lost its daemon.  statfs always asks
+ * the daemon (attributes would come from the kernel's cache). */
 static bool mount_dead(int mfd)
 {
-	struct stat st;
+	struct statfs sf;
 
 	for (int i = 0; i < 50; i++) {
-		if (fstatat(mfd, "", &st, AT_EMPTY_PATH) < 0 &&
-		    (errno == ENOTCONN || errno == ECONNABORTED))
+		if (fstatfs(mfd, &sf) < 0 && (errno == ENOTCONN || errno == ECONNABORTED))
 			return true;
 		usleep(20000);
 	}
