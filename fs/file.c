@@ -58,6 +58,7 @@ int sfs_file_new(struct sfs_fs *fs, struct sfs_node *n, int fd, int flags, struc
 	f->node = n;
 	pthread_mutex_init(&f->lock, NULL);
 	sfs_node_ref(fs, n);
+	sfs_pt_open(fs, f);
 	*out = f;
 	return 0;
 }
@@ -120,6 +121,7 @@ int sfs_file_readfd(struct sfs_fs *fs, struct sfs_file *f)
 
 void sfs_release(struct sfs_fs *fs, struct sfs_file *f)
 {
+	sfs_pt_release(fs, f);
 	close(f->fd);
 	if (f->oldfd >= 0)
 		close(f->oldfd);

@@ -38,6 +38,7 @@ int sfs_node_metafd(struct sfs_node *n)
 
 static void node_free(struct sfs_fs *fs, struct sfs_node *n)
 {
+	sfs_prune_account(fs, -n->fds);
 	if (n->upper >= 0)
 		close(n->upper);
 	for (int i = 0; i < n->nlow; i++)
@@ -143,9 +144,10 @@ struct sfs_node *sfs_node_find(struct sfs_fs *fs, uint64_t ino, bool lookup)
 	pthread_mutex_lock(&fs->table_lock);
 	HASH_FIND(hh, fs->nodes, &ino, sizeof(ino), n);
 	if (n) {
-		if (lookup)
+		if (lookup) {
 			n->nlookup++;
-		else
+			n->tick = ++fs->tick;
+		} else
 			n->refs++;
 	}
 	pthread_mutex_unlock(&fs->table_lock);
@@ -181,9 +183,10 @@ int sfs_node_publish(struct sfs_fs *fs, struct sfs_node *parent, const char *nam
 	/* A node of the same number that lost its last name, or changed
 	 * type, is an older object whose inode number was reused. */
 	if (cur && !cur->unlinked && cur->type == n->type) {
-		if (lookup)
+		if (lookup) {
 			cur->nlookup++;
-		else
+			cur->tick = ++fs->tick;
+		} else
 			cur->refs++;
 		pthread_mutex_unlock(&fs->table_lock);
 		free(n);
@@ -192,8 +195,11 @@ int sfs_node_publish(struct sfs_fs *fs, struct sfs_node *parent, const char *nam
 	} else {
 		if (cur)
 			HASH_DELETE(hh, fs->nodes, cur);
+		n->tick = ++fs->tick;
 		HASH_ADD(hh, fs->nodes, ino, sizeof(n->ino), n);
 		pthread_mutex_unlock(&fs->table_lock);
+		n->fds = (n->upper >= 0) + n->nlow;
+		sfs_prune_account(fs, n->fds);
 		memset(res, 0, sizeof(*res));
 		res->upper = -1;
 	}

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 static void usage(FILE *f)
@@ -26,6 +27,8 @@ static void usage(FILE *f)
 		"  -o timeout=SECONDS   kernel cache timeout for entries and attributes (86400)\n"
 		"  -o threaded=0|1      multithreaded request loop (1)\n"
 		"  -o writeback=0|1     kernel writeback cache (0)\n"
+		"  -o passthrough=0|1   reads and writes of upper files bypass the daemon,\n"
+		"                       when run as root on a kernel that offers it (1)\n"
 		"  -o metacopy=on|off   attribute changes copy up metadata only (on)\n"
 		"  -o index=on|off      hard links survive copy-up through workdir/index (on)\n"
 		"  -o userxattr         user.overlay.* xattrs (default unless real root)\n"
@@ -133,6 +136,26 @@ static int make_root(struct sfs_fs *fs)
 	return r;
 }
 
+/* Every node the kernel remembers holds an O_PATH fd, so a walk of a large
+ * tree needs as many fds as it has inodes: take the most the system
+ * allows (root may raise the hard limit up to fs.nr_open). */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	_cleanup_free_ char *max = NULL;
+	size_t len;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (su_read_file(AT_FDCWD, "/proc/sys/fs/nr_open", &max, &len, 64) == 0) {
+		struct rlimit want = {strtoul(max, NULL, 10), strtoul(max, NULL, 10)};
+		if (want.rlim_max > rl.rlim_max && setrlimit(RLIMIT_NOFILE, &want) == 0)
+			return;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 static int add_arg(struct fuse_args *args, const char *a)
 {
 	return fuse_opt_add_arg(args, a) == 0 ? 0 : -1;
@@ -162,6 +185,7 @@ int main(int argc, char **argv)
 	if (o.debug)
 		su_log_init("strata-fs", SU_LOG_DEBUG);
 	umask(0);
+	raise_fd_limit();
 	if (stat(o.mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		su_err("mountpoint \"%s\": %s", o.mountpoint,
 		       errno && !S_ISDIR(st.st_mode) ? strerror(errno) : "not a directory");
@@ -192,6 +216,8 @@ int main(int argc, char **argv)
 		goto out_se;
 	if (fuse_session_mount(se, o.mountpoint) != 0)
 		goto out_sig;
+	if (sfs_pt_setup(&fs, se) != 0)
+		goto out_mount;
 	if (fuse_daemonize(o.foreground) != 0)
 		goto out_mount;
 	if (!o.foreground)
@@ -204,6 +230,8 @@ int main(int argc, char **argv)
 		su_err("/proc/self/fd: %s", strerror(errno));
 		goto out_mount;
 	}
+	if (sfs_prune_start(&fs, se) < 0)
+		su_warn("no pruning thread: large trees may exhaust the fd limit");
 	if (o.threaded) {
 		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(cfg, 0);
@@ -213,6 +241,7 @@ int main(int argc, char **argv)
 	} else {
 		ret = fuse_session_loop(se) ? 1 : 0;
 	}
+	sfs_prune_stop(&fs);
 out_mount:
 	fuse_session_unmount(se);
 out_sig:

@@ -22,6 +22,13 @@ static void reply_entry_or_err(fuse_req_t req, int r, struct fuse_entry_param *e
 		fuse_reply_entry(req, e);
 }
 
+/* Out of fds: the nodes the kernel remembers hold most of them, so have it
+ * forget some (prune.c) and try again, a few times. */
+static bool again(fuse_req_t req, int r, int *tries)
+{
+	return (r == -EMFILE || r == -ENFILE) && (*tries)++ < 5 && sfs_prune_wait(FS(req));
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct sfs_fs *fs = userdata;
@@ -43,8 +50,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fuse_entry_param e;
-	int r = sfs_lookup(FS(req), NODE(req, parent), name, &e);
+	int r, tries = 0;
 
+	do
+		r = sfs_lookup(FS(req), NODE(req, parent), name, &e);
+	while (again(req, r, &tries));
 	if (r == -ENOENT) {
 		/* negative entry: the kernel may cache the absence */
 		memset(&e, 0, sizeof(e));
@@ -164,16 +174,20 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_file *f;
-	int r = sfs_open(FS(req), NODE(req, ino), fi->flags, &f);
+	int r, tries = 0;
 
+	do
+		r = sfs_open(FS(req), NODE(req, ino), fi->flags, &f);
+	while (again(req, r, &tries));
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
 	fi->fh = (uintptr_t)f;
 	/* every change reaches the file through this mount, so the page
-	 * cache stays valid across opens */
-	fi->keep_cache = 1;
+	 * cache stays valid across opens, unless passthrough wrote behind it */
+	fi->keep_cache = !f->pt && sfs_pt_keep_cache(f);
+	sfs_pt_arm(f->pt);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		sfs_release(FS(req), f);
 }
@@ -202,23 +216,44 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return;
 	}
 	fi->fh = (uintptr_t)f;
+	sfs_pt_arm(f->pt);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT)
 		sfs_release(fs, f);
 }
 
+/* Reads the whole range, or up to the end of the file, into a buffer: a
+ * reply shorter than asked is taken by the kernel as the end of the file,
+ * so a layer's error part-way must become an error, never a short read
+ * (splicing from the file straight to the device would send what it got). */
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	int fd = sfs_file_readfd(FS(req), FILEOF(fi));
+	_cleanup_free_ char *buf = NULL;
+	size_t got = 0;
 
-	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = sfs_file_readfd(FS(req), FILEOF(fi));
-	buf.buf[0].pos = off;
-	if (buf.buf[0].fd < 0) {
-		fuse_reply_err(req, -buf.buf[0].fd);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
 		return;
 	}
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	while (got < size) {
+		ssize_t n = pread(fd, buf + got, size - got, off + (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fuse_reply_err(req, errno);
+			return;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	fuse_reply_buf(req, buf, got);
 }
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
@@ -289,15 +324,18 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	struct sfs_dir *d = DIROF(fi);
 	_cleanup_free_ char *buf = calloc(1, size);
 	size_t used = 0;
-	int r = 0;
+	int r = 0, tries = 0;
 
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
-	if (off == 0 || !d->loaded)
-		r = sfs_dir_load(fs, n, d);
+	if (off == 0 || !d->loaded) {
+		do
+			r = sfs_dir_load(fs, n, d);
+		while (again(req, r, &tries));
+	}
 	for (off_t i = off; r == 0 && i < (off_t)d->n + 2; i++) {
 		struct fuse_entry_param e;
 		const char *name;
@@ -315,11 +353,17 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 			name = de->name;
 			e.attr.st_ino = de->ino;
 			e.attr.st_mode = (mode_t)de->type << 12;
-			if (plus) {
+			/* short of fds, entries go without attributes: the
+			 * kernel looks up those it needs */
+			if (plus && !sfs_prune_pressure(fs)) {
 				int lr = sfs_lookup_hint(fs, n, name, de->pos, &e);
 				if (lr == -ENOENT)
 					continue; /* removed since the listing was made */
-				if (lr < 0) {
+				if (lr == -EMFILE || lr == -ENFILE) {
+					memset(&e, 0, sizeof(e));
+					e.attr.st_ino = de->ino;
+					e.attr.st_mode = (mode_t)de->type << 12;
+				} else if (lr < 0) {
 					r = lr;
 					break;
 				}
@@ -330,7 +374,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 		else
 			sz = fuse_add_direntry(req, buf + used, size - used, name, &e.attr, i + 1);
 		if (sz > size - used) {
-			if (plus && i >= 2)
+			if (plus && i >= 2 && e.ino)
 				sfs_node_forget(fs, sfs_node_get(fs, e.ino), 1);
 			break;
 		}

@@ -31,6 +31,7 @@ void sfs_opts_init(struct sfs_opts *o)
 	o->threaded = true;
 	o->metacopy = true;
 	o->index = true;
+	o->passthrough = true;
 	o->timeout = 86400;
 }
 
@@ -216,7 +217,7 @@ static int parse_one(struct sfs_opts *o, char *opt, char *err, size_t errlen)
 	}
 	if (!strcmp(opt, "static_nlink") || !strcmp(opt, "noxattrs") || !strcmp(opt, "threaded") ||
 	    !strcmp(opt, "writeback") || !strcmp(opt, "metacopy") || !strcmp(opt, "index") ||
-	    !strcmp(opt, "fsync") || !strcmp(opt, "userxattr")) {
+	    !strcmp(opt, "fsync") || !strcmp(opt, "userxattr") || !strcmp(opt, "passthrough")) {
 		if (parse_bool(val, &b) < 0)
 			BAD_VAL();
 		if (!strcmp(opt, "static_nlink"))
@@ -233,6 +234,8 @@ static int parse_one(struct sfs_opts *o, char *opt, char *err, size_t errlen)
 			o->index = b;
 		else if (!strcmp(opt, "fsync"))
 			o->nofsync = !b;
+		else if (!strcmp(opt, "passthrough"))
+			o->passthrough = b;
 		else
 			o->userxattr = b;
 		return 0;

@@ -50,7 +50,7 @@ struct sfs_opts {
 	bool squash_to_root;
 	long squash_uid, squash_gid; /* -1: not set */
 	bool static_nlink, noxattrs, nofsync, threaded, writeback, metacopy, index;
-	bool userxattr, readonly, foreground, debug, help, version;
+	bool userxattr, readonly, foreground, debug, help, version, passthrough;
 	double timeout;
 	char *source, *mountpoint;
 	/* FUSE mount options passed on, comma separated (may be empty) */
@@ -108,6 +108,12 @@ struct sfs_node {
 	int nlow;              /* (imm) */
 	struct sfs_lower *low; /* (imm) dirs: merged lowers; others: at most 1 */
 	char *lowpath;         /* (imm) path of low[] below the layer roots */
+	/* open files by I/O mode (passthrough.c), under lock */
+	int32_t pt_id;         /* backing id shared by passthrough opens, or 0 */
+	unsigned pt_opens, cached_opens;
+	bool pt_used;          /* passthrough I/O since the last cached open */
+	uint64_t tick;         /* fs->tick at the last lookup (table_lock) */
+	int fds;               /* fds counted for prune.c at publish (imm) */
 };
 
 struct sfs_fs {
@@ -128,6 +134,23 @@ struct sfs_fs {
 	uint64_t tmpseq;          /* atomic counter for temporary names */
 	unsigned pid;             /* for temporary names (set after daemonizing) */
 	double timeout;
+	struct {
+		int devfd;              /* /dev/fuse of the session */
+		bool on;                /* negotiated, backing files accepted (atomic) */
+		bool offered;           /* the kernel offered it in INIT */
+		bool init_seen, init_done;
+		uint64_t init_unique;
+	} pt;                     /* passthrough.c */
+	struct {
+		struct fuse_session *se;
+		pthread_t thread;
+		pthread_mutex_t lock;
+		pthread_cond_t wake;
+		bool running, stop, forced;
+		long fds;               /* held by nodes (atomic) */
+		long high, low;         /* prune above high, down to low */
+	} prune;                  /* prune.c */
+	uint64_t tick;            /* lookups so far (table_lock) */
 };
 
 /* ---- sys.c: every call into the layers, logged at debug level ---- */
@@ -321,6 +344,7 @@ struct sfs_file {
 	int oldfd;    /* the lower fd replaced after a copy-up, or -1 */
 	int lowfd;    /* writable handle of a metacopy file: its lower data, or -1 */
 	bool lower;   /* fd is a lower file: reopen once n has upper data */
+	int32_t pt;   /* backing id when I/O passes through to it, else 0 */
 	int flags;
 	struct sfs_node *node;
 	pthread_mutex_t lock;
@@ -336,6 +360,31 @@ int sfs_file_readfd(struct sfs_fs *fs, struct sfs_file *f);
 /* The fd to write to; copies the data up on the first write to a file
  * opened for writing but so far only copied up as metadata. */
 int sfs_file_writefd(struct sfs_fs *fs, struct sfs_file *f);
+
+/* ---- passthrough.c ---- */
+
+/* Installs the session I/O hooks that negotiate passthrough (root only). */
+int sfs_pt_setup(struct sfs_fs *fs, struct fuse_session *se);
+/* Chooses f's I/O mode: sets f->pt to the backing id to reply with, or 0
+ * for cached I/O.  Every open counted here is uncounted by sfs_pt_release. */
+void sfs_pt_open(struct sfs_fs *fs, struct sfs_file *f);
+void sfs_pt_release(struct sfs_fs *fs, struct sfs_file *f);
+/* Whether a cached open may keep the page cache. */
+bool sfs_pt_keep_cache(struct sfs_file *f);
+/* Makes the next open reply sent by this thread a passthrough one. */
+void sfs_pt_arm(int32_t id);
+
+/* ---- prune.c ---- */
+
+int sfs_prune_start(struct sfs_fs *fs, struct fuse_session *se);
+void sfs_prune_stop(struct sfs_fs *fs);
+/* Counts fds taken (delta > 0) or given back by nodes; wakes the pruner
+ * above the high mark. */
+void sfs_prune_account(struct sfs_fs *fs, long delta);
+/* True while nodes hold more fds than they should. */
+bool sfs_prune_pressure(struct sfs_fs *fs);
+/* After EMFILE: prunes now and waits a little; true if it is worth a retry. */
+bool sfs_prune_wait(struct sfs_fs *fs);
 
 /* ---- xattr.c ---- */
 

@@ -1,0 +1,271 @@
+/* fs/passthrough.c: FUSE passthrough.  Reads and writes of a file whose data
+ * lives in the upper layer (or in a lower of a read-only mount) go straight
+ * from the kernel to that file, without a round trip through the daemon.
+ *
+ * libfuse 3.14 does not know the protocol bits, so the daemon installs its
+ * own I/O hooks on the session: the INIT exchange is read to learn whether
+ * the kernel offers passthrough and the reply is amended to accept it; open
+ * and create replies of files chosen for passthrough get FOPEN_PASSTHROUGH
+ * and the backing id.  Registering a backing file needs CAP_SYS_ADMIN, so
+ * only a daemon running as real root uses it.
+ *
+ * The kernel's rules, which decide the policy here:
+ *   - while an inode has a passthrough open, every open of it must be a
+ *     passthrough open on the same backing file, or the open fails (EIO);
+ *   - while an inode has a cached open, a passthrough open fails.
+ * So a node is in one mode at a time, counted under n->lock: passthrough
+ * opens share one backing id; cached opens keep the mode until the last is
+ * released.  A lower file of a writable mount is never a backing file: a
+ * writer opening it later could not be given the upper copy.  Files whose
+ * data is still being copied up (metacopy) stay cached, as a `touch` must
+ * not copy data. */
+#include "fs/sfs.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+
+/* Protocol 7.40 values, absent from bookworm's headers. */
+#define PT_FUSE_INIT_OP      26
+#define PT_INIT_EXT          (1u << 30)
+#define PT_FLAGS2_PASSTHRU   (1u << (37 - 32))
+#define PT_FOPEN_KEEP_CACHE  (1u << 1)
+#define PT_FOPEN_PASSTHROUGH (1u << 7)
+
+struct pt_backing_map {
+	int32_t fd;
+	uint32_t flags;
+	uint64_t padding;
+};
+#define PT_IOC_BACKING_OPEN  _IOW(229, 1, struct pt_backing_map)
+#define PT_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
+
+/* Offsets in the wire structures (fuse_kernel.h 7.40). */
+#define IN_HDR_LEN       40 /* fuse_in_header */
+#define IN_OPCODE        4
+#define IN_UNIQUE        8
+#define INIT_IN_FLAGS    12
+#define INIT_IN_FLAGS2   16
+#define OUT_UNIQUE       8  /* fuse_out_header */
+#define OUT_ERROR        4
+#define INIT_OUT_FLAGS   12
+#define INIT_OUT_FLAGS2  32
+#define INIT_OUT_STACK   36
+#define INIT_OUT_MIN     40
+#define OPEN_OUT_LEN     16 /* fuse_open_out: fh, open_flags, backing_id */
+#define OPEN_OUT_FLAGS   8
+#define OPEN_OUT_BACKING 12
+
+/* The backing id the open reply being sent by this thread should carry:
+ * ops.c arms it right before fuse_reply_open/create, and the writev hook,
+ * which libfuse calls synchronously from that reply, consumes it.  A
+ * thread-local because libfuse offers no other way to tie a reply to the
+ * request it answers. */
+static __thread int32_t pt_armed;
+
+static uint32_t get32(const void *p, size_t off)
+{
+	uint32_t v;
+	memcpy(&v, (const char *)p + off, sizeof(v));
+	return v;
+}
+
+static void put32(void *p, size_t off, uint32_t v)
+{
+	memcpy((char *)p + off, &v, sizeof(v));
+}
+
+static ssize_t pt_read(int fd, void *buf, size_t len, void *userdata)
+{
+	struct sfs_fs *fs = userdata;
+	ssize_t r = read(fd, buf, len);
+
+	/* INIT is the first request and never arrives through splice */
+	if (r >= IN_HDR_LEN + INIT_IN_FLAGS2 + 4 && !fs->pt.init_seen &&
+	    get32(buf, IN_OPCODE) == PT_FUSE_INIT_OP) {
+		const char *in = (const char *)buf + IN_HDR_LEN;
+		fs->pt.init_seen = true;
+		memcpy(&fs->pt.init_unique, (char *)buf + IN_UNIQUE, sizeof(uint64_t));
+		fs->pt.offered = (get32(in, INIT_IN_FLAGS) & PT_INIT_EXT) &&
+				 (get32(in, INIT_IN_FLAGS2) & PT_FLAGS2_PASSTHRU);
+		if (!fs->pt.offered)
+			su_debug("passthrough: not offered by the kernel");
+	}
+	return r; /* libfuse reads errno, as after read(2) */
+}
+
+/* Accepts passthrough in the INIT reply, if the kernel offered it. */
+static bool patch_init(struct sfs_fs *fs, struct iovec *iov, int count, char *copy)
+{
+	uint64_t unique;
+
+	if (!fs->pt.offered || fs->pt.init_done || count != 2 || iov[0].iov_len < 16 ||
+	    iov[1].iov_len < INIT_OUT_MIN || iov[1].iov_len > 64)
+		return false;
+	memcpy(&unique, (char *)iov[0].iov_base + OUT_UNIQUE, sizeof(unique));
+	if (unique != fs->pt.init_unique || get32(iov[0].iov_base, OUT_ERROR) != 0)
+		return false;
+	fs->pt.init_done = true;
+	memcpy(copy, iov[1].iov_base, iov[1].iov_len);
+	put32(copy, INIT_OUT_FLAGS, get32(copy, INIT_OUT_FLAGS) | PT_INIT_EXT);
+	put32(copy, INIT_OUT_FLAGS2, get32(copy, INIT_OUT_FLAGS2) | PT_FLAGS2_PASSTHRU);
+	/* the layers may not be stacked filesystems themselves */
+	put32(copy, INIT_OUT_STACK, 1);
+	iov[1].iov_base = copy;
+	__atomic_store_n(&fs->pt.on, true, __ATOMIC_RELEASE);
+	su_debug("passthrough: accepted");
+	return true;
+}
+
+/* Marks an open or create reply as passthrough on the armed backing id. */
+static void patch_open(struct iovec *iov, int count, char *copy)
+{
+	int32_t id = pt_armed;
+	size_t len;
+
+	pt_armed = 0;
+	if (count != 2 || iov[0].iov_len < 16 || get32(iov[0].iov_base, OUT_ERROR) != 0)
+		return;
+	len = iov[1].iov_len;
+	if (len < OPEN_OUT_LEN || len > 256)
+		return;
+	memcpy(copy, iov[1].iov_base, len);
+	char *open_out = copy + len - OPEN_OUT_LEN;
+	uint32_t fl = get32(open_out, OPEN_OUT_FLAGS);
+	put32(open_out, OPEN_OUT_FLAGS, (fl | PT_FOPEN_PASSTHROUGH) & ~PT_FOPEN_KEEP_CACHE);
+	put32(open_out, OPEN_OUT_BACKING, (uint32_t)id);
+	iov[1].iov_base = copy;
+}
+
+static ssize_t pt_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	struct sfs_fs *fs = userdata;
+	struct iovec mine[8];
+	char copy[256];
+
+	if ((pt_armed || (fs->pt.offered && !fs->pt.init_done)) && count == 2) {
+		memcpy(mine, iov, sizeof(*iov) * 2);
+		if (pt_armed)
+			patch_open(mine, 2, copy);
+		else
+			patch_init(fs, mine, 2, copy);
+		iov = mine;
+	}
+	pt_armed = 0;
+	/* libfuse reads errno, as after writev(2) */
+	return writev(fd, iov, count);
+}
+
+static ssize_t pt_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+			 unsigned int flags, void *userdata)
+{
+	(void)userdata;
+	return splice(fdin, offin, fdout, offout, len, flags);
+}
+
+int sfs_pt_setup(struct sfs_fs *fs, struct fuse_session *se)
+{
+	static const struct fuse_custom_io io = {
+		.writev = pt_writev,
+		.read = pt_read,
+		.splice_receive = pt_splice,
+		.splice_send = pt_splice,
+	};
+
+	/* writeback caching and passthrough exclude each other in the
+	 * kernel; a daemon without real root cannot register backing files */
+	if (!fs->o->passthrough || fs->o->writeback || geteuid() != 0)
+		return 0;
+	fs->pt.devfd = fuse_session_fd(se);
+	return fuse_session_custom_io(se, &io, fs->pt.devfd);
+}
+
+/* Registers fd's file as a backing file: its id, 0 when the kernel refuses
+ * (passthrough is then switched off for good if the refusal is general). */
+static int32_t backing_open(struct sfs_fs *fs, int fd)
+{
+	struct pt_backing_map map = {.fd = fd};
+	int id = ioctl(fs->pt.devfd, PT_IOC_BACKING_OPEN, &map);
+
+	if (id > 0)
+		return id;
+	if (errno == EPERM || errno == EINVAL || errno == ENOTTY) {
+		su_debug("passthrough off: backing open: %s", strerror(errno));
+		__atomic_store_n(&fs->pt.on, false, __ATOMIC_RELEASE);
+	}
+	return 0;
+}
+
+/* A lower file may back a file only when nothing can copy it up. */
+static bool node_data_final(struct sfs_fs *fs, struct sfs_node *n)
+{
+	if (sfs_node_upper(n) >= 0)
+		return !n->metacopy;
+	return !fs->upper || fs->o->readonly;
+}
+
+void sfs_pt_open(struct sfs_fs *fs, struct sfs_file *f)
+{
+	struct sfs_node *n = f->node;
+	int32_t id = 0;
+
+	pthread_mutex_lock(&n->lock);
+	if (n->pt_opens) {
+		id = n->pt_id;
+	} else if (!n->cached_opens && S_ISREG(n->type) &&
+		   __atomic_load_n(&fs->pt.on, __ATOMIC_ACQUIRE) && node_data_final(fs, n)) {
+		bool rw = fs->upper && !fs->o->readonly;
+		int fd = sfs_reopen(fs, sfs_node_datafd(n), rw ? O_RDWR : O_RDONLY);
+		if (fd >= 0) {
+			id = backing_open(fs, fd);
+			close(fd);
+		}
+		n->pt_id = id;
+		if (id)
+			su_debug("passthrough: %#llx on backing %d", (unsigned long long)n->ino, id);
+	}
+	if (id) {
+		n->pt_opens++;
+		n->pt_used = true;
+	} else {
+		n->cached_opens++;
+	}
+	f->pt = id;
+	pthread_mutex_unlock(&n->lock);
+}
+
+bool sfs_pt_keep_cache(struct sfs_file *f)
+{
+	struct sfs_node *n = f->node;
+	bool keep;
+
+	/* pages cached before a passthrough writer are stale */
+	pthread_mutex_lock(&n->lock);
+	keep = !n->pt_used;
+	n->pt_used = false;
+	pthread_mutex_unlock(&n->lock);
+	return keep;
+}
+
+void sfs_pt_arm(int32_t id)
+{
+	pt_armed = id;
+}
+
+void sfs_pt_release(struct sfs_fs *fs, struct sfs_file *f)
+{
+	struct sfs_node *n = f->node;
+
+	pthread_mutex_lock(&n->lock);
+	if (!f->pt) {
+		n->cached_opens--;
+	} else if (--n->pt_opens == 0) {
+		uint32_t id = (uint32_t)n->pt_id;
+		/* the kernel holds its own reference while files use it */
+		if (ioctl(fs->pt.devfd, PT_IOC_BACKING_CLOSE, &id) < 0)
+			su_debug("backing close %u: %s", id, strerror(errno));
+		n->pt_id = 0;
+	}
+	pthread_mutex_unlock(&n->lock);
+}

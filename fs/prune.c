@@ -1,0 +1,177 @@
+/* fs/prune.c: keeps the daemon within its file descriptor limit.  Every
+ * node the kernel remembers holds O_PATH fds, and the kernel remembers every
+ * inode it has met until memory runs short, so a walk of a tree larger than
+ * RLIMIT_NOFILE would run out of fds.  When the nodes hold more than the
+ * limit less a reserve, a thread asks the kernel to forget the least
+ * recently looked-up entries nobody has open (notify_inval_entry); the
+ * kernel drops them and sends FORGET, which frees the nodes and their fds.
+ * The entries are looked up again if they are used. */
+#include "fs/sfs.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+struct victim {
+	struct sfs_node *n;
+	uint64_t tick;
+};
+
+static int by_tick(const void *a, const void *b)
+{
+	const struct victim *x = a, *y = b;
+	return x->tick < y->tick ? -1 : x->tick > y->tick;
+}
+
+/* Idle nodes, oldest first, each with a reference taken: as many as
+ * should free the fds above the low mark. */
+static size_t pick(struct sfs_fs *fs, long fds, long target, struct victim **out)
+{
+	struct sfs_node *n, *tmp;
+	struct victim *v;
+	size_t nv = 0, nodes, want;
+
+	pthread_mutex_lock(&fs->table_lock);
+	nodes = HASH_COUNT(fs->nodes);
+	/* the average fds per node tells how many nodes to drop */
+	want = nodes ? (size_t)((fds - target) * (long)nodes / fds) + 1 : 0;
+	v = calloc(nodes + 1, sizeof(*v));
+	if (v) {
+		HASH_ITER(hh, fs->nodes, n, tmp) {
+			if (n->refs == 0 && n->nlookup > 0 && n != fs->root && !n->unlinked)
+				v[nv++] = (struct victim){n, n->tick};
+		}
+		qsort(v, nv, sizeof(*v), by_tick);
+		if (nv > want)
+			nv = want;
+		for (size_t i = 0; i < nv; i++)
+			v[i].n->refs++;
+	}
+	pthread_mutex_unlock(&fs->table_lock);
+	*out = v;
+	return nv;
+}
+
+/* Drops nodes down to the low mark, or to half of what they hold when
+ * forced (an EMFILE while the nodes hold less than the low mark). */
+static void prune_once(struct sfs_fs *fs, bool forced)
+{
+	long fds = __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED);
+	long target = forced && fds <= fs->prune.low ? fds / 2 : fs->prune.low;
+	struct victim *v = NULL;
+	size_t nv = fds > target ? pick(fs, fds, target, &v) : 0;
+
+	for (size_t i = 0; i < nv; i++) {
+		struct sfs_node *n = v[i].n;
+		fuse_ino_t parent = 0;
+		char *name = NULL;
+
+		pthread_mutex_lock(&n->lock);
+		if (n->parent && n->name) {
+			parent = sfs_node_id(fs, n->parent);
+			name = strdup(n->name);
+		}
+		pthread_mutex_unlock(&n->lock);
+		/* no lock held: the kernel may be waiting on a request that
+		 * needs them.  A stale parent id only makes the kernel answer
+		 * ENOENT; dropping any entry is always safe. */
+		if (name)
+			fuse_lowlevel_notify_inval_entry(fs->prune.se, parent, name, strlen(name));
+		free(name);
+		sfs_node_unref(fs, n);
+	}
+	free(v);
+	su_debug("pruned %zu nodes (%ld fds)", nv, fds);
+}
+
+static void *prune_thread(void *arg)
+{
+	struct sfs_fs *fs = arg;
+
+	pthread_mutex_lock(&fs->prune.lock);
+	while (!fs->prune.stop) {
+		bool forced = fs->prune.forced;
+		if (!forced && __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED) <= fs->prune.high) {
+			pthread_cond_wait(&fs->prune.wake, &fs->prune.lock);
+			continue;
+		}
+		fs->prune.forced = false;
+		pthread_mutex_unlock(&fs->prune.lock);
+		prune_once(fs, forced);
+		/* let the FORGETs arrive before counting again */
+		nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+		pthread_mutex_lock(&fs->prune.lock);
+	}
+	pthread_mutex_unlock(&fs->prune.lock);
+	return NULL;
+}
+
+int sfs_prune_start(struct sfs_fs *fs, struct fuse_session *se)
+{
+	struct rlimit rl;
+	long limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+			     ? (long)rl.rlim_cur
+			     : 1L << 20;
+
+	/* room for open files, copy-ups and up to 32 requests in flight,
+	 * each holding a few fds while it resolves a name */
+	long reserve = 128 + limit / 8 < limit / 2 ? 128 + limit / 8 : limit / 2;
+
+	fs->prune.se = se;
+	fs->prune.high = limit - reserve;
+	fs->prune.low = fs->prune.high / 3 * 2;
+	pthread_mutex_init(&fs->prune.lock, NULL);
+	pthread_cond_init(&fs->prune.wake, NULL);
+	if (pthread_create(&fs->prune.thread, NULL, prune_thread, fs) != 0)
+		return -EAGAIN;
+	fs->prune.running = true;
+	return 0;
+}
+
+void sfs_prune_stop(struct sfs_fs *fs)
+{
+	if (!fs->prune.running)
+		return;
+	pthread_mutex_lock(&fs->prune.lock);
+	fs->prune.stop = true;
+	pthread_cond_signal(&fs->prune.wake);
+	pthread_mutex_unlock(&fs->prune.lock);
+	pthread_join(fs->prune.thread, NULL);
+	fs->prune.running = false;
+}
+
+void sfs_prune_account(struct sfs_fs *fs, long delta)
+{
+	long fds = __atomic_add_fetch(&fs->prune.fds, delta, __ATOMIC_RELAXED);
+
+	if (delta > 0 && fs->prune.running && fds > fs->prune.high &&
+	    pthread_mutex_trylock(&fs->prune.lock) == 0) {
+		pthread_cond_signal(&fs->prune.wake);
+		pthread_mutex_unlock(&fs->prune.lock);
+	}
+}
+
+bool sfs_prune_pressure(struct sfs_fs *fs)
+{
+	return fs->prune.running && __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED) > fs->prune.high;
+}
+
+bool sfs_prune_wait(struct sfs_fs *fs)
+{
+	long before = __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED);
+
+	if (!fs->prune.running)
+		return false;
+	pthread_mutex_lock(&fs->prune.lock);
+	fs->prune.forced = true;
+	pthread_cond_signal(&fs->prune.wake);
+	pthread_mutex_unlock(&fs->prune.lock);
+	/* the FORGETs come back through other request threads */
+	for (int i = 0; i < 100; i++) {
+		nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
+		if (__atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED) < before - before / 8)
+			return true;
+	}
+	return false;
+}

@@ -1,0 +1,80 @@
+#!/bin/bash
+# tests/fs/fdlimit.t: a tree larger than the daemon's fd limit.  Every node
+# the kernel remembers holds O_PATH fds; under `prlimit --nofile=512` a walk
+# of 3,000 files must still stat, list and read every one (the daemon has
+# the kernel forget idle entries), files held open stay usable, the daemon
+# never holds more fds than its limit, and its fds and memory go back down
+# when the kernel drops its caches.
+# rootless: yes
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/fslib.sh"
+fs_need_sfs
+t_need prlimit md5sum
+
+LIMIT=512
+mkdir -p "$T/lower" "$T/upper" "$T/work" "$T/mnt"
+for d in $(seq 1 30); do
+	mkdir "$T/lower/d$d"
+	(cd "$T/lower/d$d" && for f in $(seq 1 100); do echo "$d/$f" >"f$f"; done)
+done
+NFILES=3000
+OPTS=lowerdir=$T/lower,upperdir=$T/upper,workdir=$T/work
+
+echo "$T/mnt" >>"$T/.mounts"
+prlimit --nofile=$LIMIT "$STRATA_FS" -f -o "$OPTS" "$T/mnt" 2>"$T/d.err" &
+D=$!
+echo $D >>"$T/.pids"
+for _ in $(seq 200); do mountpoint -q "$T/mnt" && break; sleep 0.05; done
+t_ok "mount under prlimit --nofile=$LIMIT" mountpoint -q "$T/mnt"
+
+fds() {
+	ls "/proc/$D/fd" | wc -l
+}
+maxfds=0
+note_fds() {
+	local n
+	n=$(fds)
+	[ "$n" -gt "$maxfds" ] && maxfds=$n
+}
+
+# Two files held open across the walk.
+exec 3<"$T/mnt/d1/f1"
+echo "kept" >"$T/mnt/d2/new"
+exec 4<>"$T/mnt/d2/new"
+
+find "$T/mnt" -type f -printf '%s %p\n' >"$T/walk" 2>"$T/walk.err"
+note_fds
+t_is "$(grep -c /f "$T/walk")" "$NFILES" "a walk stats all $NFILES lower files"
+t_is "$(cat "$T/walk.err")" "" "with no error"
+t_is "$(find "$T/mnt" -type f -printf '%s\n' 2>&1 | wc -l)" "$((NFILES + 1))" "a second walk too"
+note_fds
+# sum DIR: the content of every lower-named file, in name order
+sum() {
+	(cd "$1" && find . -type f -name 'f*' -print0 | LC_ALL=C sort -z | xargs -0 cat | md5sum)
+}
+sum "$T/mnt" >"$T/sum.mnt" 2>"$T/read.err"
+note_fds
+sum "$T/lower" >"$T/sum.low"
+t_is "$(cat "$T/sum.mnt")" "$(cat "$T/sum.low")" "reading every file gives the lower content"
+t_is "$(cat "$T/read.err")" "" "with no error"
+ls -l "$T/mnt"/d*/ >/dev/null 2>"$T/ls.err"
+t_is "$(cat "$T/ls.err")" "" "ls -l of every directory works"
+note_fds
+t_is "$(cat <&3)" "1/1" "a file held open during the walk still reads"
+printf 'KEPT' >&4
+t_is "$(cat "$T/mnt/d2/new")" "KEPT" "another still writes"
+exec 3<&- 4>&-
+t_ok "the daemon is alive" kill -0 $D
+t_ok "it never held more fds than its limit ($maxfds seen)" test "$maxfds" -lt $LIMIT
+t_diag "daemon: $maxfds fds at most, $(grep VmHWM "/proc/$D/status" | tr -s ' \t' ' ')"
+
+# Once the kernel forgets, the nodes and their fds go.
+if [ "$STRATA_ROOTLESS" != 1 ] && echo 2 >/proc/sys/vm/drop_caches 2>/dev/null; then
+	sleep 0.5
+	t_ok "fds drop after the kernel drops its caches ($(fds) left)" test "$(fds)" -lt 64
+else
+	t_skip "fds drop after the kernel drops its caches" "cannot write /proc/sys/vm/drop_caches"
+fi
+t_ok "unmount" t_umount "$T/mnt"
+t_is "$(find "$T/work/work" -mindepth 1 | wc -l)" 0 "workdir clean"
+t_done
