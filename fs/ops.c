@@ -236,8 +236,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	buf = malloc(size ? size : 1);
-	if (!buf) {
+	/* aligned for a file opened O_DIRECT */
+	if (posix_memalign((void **)&buf, 4096, size ? size : 1) != 0) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}

@@ -8,7 +8,7 @@
 # lower file opened before a copy-up sees the writes; two names of one
 # hard-linked file share one backing file; a file unlinked while open stays
 # usable; passthrough=0 sends every write to the daemon; mmap writes reach
-# the upper.
+# the upper; O_DIRECT reads and writes work in both modes.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/fslib.sh"
 fs_need_sfs
@@ -94,6 +94,13 @@ t_is "$(dd if="$T/upper/mapped" bs=1 skip=4096 count=6 status=none)" "MAPPED" \
 t_is "$("$HELPERS/mmaptest" coherent "$T/mnt/mapped" 8192 PWRITE | grep after)" \
 	"map after: PWRITE" \
 	"a mapping sees a pwrite through another fd"
+# O_DIRECT: a lower file is read through the daemon, an upper one passes.
+t_is "$(dd if="$T/mnt/reader" bs=4k iflag=direct status=none | md5sum)" \
+	"$(md5sum <"$T/upper/reader")" "O_DIRECT read of a copied-up file"
+t_is "$(dd if="$T/mnt/small" bs=4k iflag=direct status=none)" "lower data" \
+	"O_DIRECT read of a lower file, through the daemon"
+dd if="$T/new.src" of="$T/mnt/direct" bs=64k oflag=direct status=none
+t_is "$(md5sum <"$T/upper/direct")" "$(md5sum <"$T/new.src")" "O_DIRECT write of a new file"
 t_ok "the daemon logged passthrough opens" grep -q "passthrough: 0x" "$T/d.log"
 t_ok "unmount" t_umount "$T/mnt"
 
