@@ -5,9 +5,11 @@
  * limit less a reserve, a thread asks the kernel to forget the least
  * recently looked-up entries nobody has open (notify_inval_entry); the
  * kernel drops them and sends FORGET, which frees the nodes and their fds.
- * The entries are looked up again if they are used. */
+ * The entries are looked up again if they are used.  The thread also hands
+ * the memory of forgotten nodes back to the system. */
 #include "fs/sfs.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -85,15 +87,34 @@ static void prune_once(struct sfs_fs *fs, bool forced)
 	su_debug("pruned %zu nodes (%ld fds)", nv, fds);
 }
 
+/* Gives the memory of forgotten nodes back to the system once their number
+ * has halved since the peak: malloc keeps freed heap otherwise. */
+static void trim(struct sfs_fs *fs, long *peak)
+{
+	long fds = __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED);
+
+	if (fds > *peak) {
+		*peak = fds;
+	} else if (fds < *peak / 2) {
+		malloc_trim(0);
+		*peak = fds;
+	}
+}
+
 static void *prune_thread(void *arg)
 {
 	struct sfs_fs *fs = arg;
+	long peak = 0;
 
 	pthread_mutex_lock(&fs->prune.lock);
 	while (!fs->prune.stop) {
 		bool forced = fs->prune.forced;
 		if (!forced && __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED) <= fs->prune.high) {
-			pthread_cond_wait(&fs->prune.wake, &fs->prune.lock);
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 2;
+			pthread_cond_timedwait(&fs->prune.wake, &fs->prune.lock, &ts);
+			trim(fs, &peak);
 			continue;
 		}
 		fs->prune.forced = false;
