@@ -24,9 +24,9 @@ static void reply_entry_or_err(fuse_req_t req, int r, struct fuse_entry_param *e
 
 /* Out of fds: the nodes the kernel remembers hold most of them, so have it
  * forget some (prune.c) and try again, a few times. */
-static bool again(fuse_req_t req, int r, int *tries)
+static bool again(fuse_req_t req, struct sfs_node *dir, int r, int *tries)
 {
-	return (r == -EMFILE || r == -ENFILE) && (*tries)++ < 5 && sfs_prune_wait(FS(req));
+	return (r == -EMFILE || r == -ENFILE) && (*tries)++ < 5 && sfs_prune_wait(FS(req), dir);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -54,7 +54,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	do
 		r = sfs_lookup(FS(req), NODE(req, parent), name, &e);
-	while (again(req, r, &tries));
+	while (again(req, NODE(req, parent), r, &tries));
 	if (r == -ENOENT) {
 		/* negative entry: the kernel may cache the absence */
 		memset(&e, 0, sizeof(e));
@@ -178,7 +178,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	do
 		r = sfs_open(FS(req), NODE(req, ino), fi->flags, &f);
-	while (again(req, r, &tries));
+	while (again(req, NULL, r, &tries));
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -334,7 +334,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	if (off == 0 || !d->loaded) {
 		do
 			r = sfs_dir_load(fs, n, d);
-		while (again(req, r, &tries));
+		while (again(req, n, r, &tries));
 	}
 	for (off_t i = off; r == 0 && i < (off_t)d->n + 2; i++) {
 		struct fuse_entry_param e;

@@ -41,7 +41,10 @@ static size_t pick(struct sfs_fs *fs, long fds, long target, struct victim **out
 	v = calloc(nodes + 1, sizeof(*v));
 	if (v) {
 		HASH_ITER(hh, fs->nodes, n, tmp) {
-			if (n->refs == 0 && n->nlookup > 0 && n != fs->root && !n->unlinked)
+			/* directories are few, and dropping one would wait for
+			 * every lookup in its parent */
+			if (n->refs == 0 && n->nlookup > 0 && n != fs->root && !n->unlinked &&
+			    !S_ISDIR(n->type))
 				v[nv++] = (struct victim){n, n->tick};
 		}
 		qsort(v, nv, sizeof(*v), by_tick);
@@ -55,9 +58,18 @@ static size_t pick(struct sfs_fs *fs, long fds, long target, struct victim **out
 	return nv;
 }
 
+/* Caller holds prune.lock. */
+static bool is_busy(struct sfs_fs *fs, struct sfs_node *dir)
+{
+	for (int i = 0; i < SFS_PRUNE_BUSY; i++)
+		if (fs->prune.busy[i] == dir)
+			return true;
+	return false;
+}
+
 /* Drops nodes down to the low mark, or to half of what they hold when
  * forced (an EMFILE while the nodes hold less than the low mark). */
-static void prune_once(struct sfs_fs *fs, bool forced)
+static size_t prune_once(struct sfs_fs *fs, bool forced)
 {
 	long fds = __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED);
 	long target = forced && fds <= fs->prune.low ? fds / 2 : fs->prune.low;
@@ -69,22 +81,35 @@ static void prune_once(struct sfs_fs *fs, bool forced)
 		fuse_ino_t parent = 0;
 		char *name = NULL;
 
+		struct sfs_node *p = NULL;
+
 		pthread_mutex_lock(&n->lock);
 		if (n->parent && n->name) {
-			parent = sfs_node_id(fs, n->parent);
+			p = n->parent;
+			parent = sfs_node_id(fs, p);
 			name = strdup(n->name);
 		}
 		pthread_mutex_unlock(&n->lock);
-		/* no lock held: the kernel may be waiting on a request that
-		 * needs them.  A stale parent id only makes the kernel answer
+		/* The kernel locks the parent to drop the entry: skip parents
+		 * whose requests wait for this thread.  No lock held while
+		 * notifying.  A stale parent id only makes the kernel answer
 		 * ENOENT; dropping any entry is always safe. */
+		pthread_mutex_lock(&fs->prune.lock);
+		if (name && is_busy(fs, p)) {
+			free(name);
+			name = NULL;
+		}
+		__atomic_store_n(&fs->prune.notifying, p, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&fs->prune.lock);
 		if (name)
 			fuse_lowlevel_notify_inval_entry(fs->prune.se, parent, name, strlen(name));
+		__atomic_store_n(&fs->prune.notifying, NULL, __ATOMIC_RELEASE);
 		free(name);
 		sfs_node_unref(fs, n);
 	}
 	free(v);
 	su_debug("pruned %zu nodes (%ld fds)", nv, fds);
+	return nv;
 }
 
 /* Gives the memory of forgotten nodes back to the system once their number
@@ -105,21 +130,27 @@ static void *prune_thread(void *arg)
 {
 	struct sfs_fs *fs = arg;
 	long peak = 0;
+	bool idle = false;
 
 	pthread_mutex_lock(&fs->prune.lock);
+
 	while (!fs->prune.stop) {
 		bool forced = fs->prune.forced;
-		if (!forced && __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED) <= fs->prune.high) {
+		/* nothing to drop last time: wait to be asked again */
+		if (!forced && (idle || __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED) <=
+						fs->prune.high)) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 2;
 			pthread_cond_timedwait(&fs->prune.wake, &fs->prune.lock, &ts);
 			trim(fs, &peak);
+			idle = false;
 			continue;
 		}
 		fs->prune.forced = false;
 		pthread_mutex_unlock(&fs->prune.lock);
-		prune_once(fs, forced);
+		idle = prune_once(fs, forced) == 0;
+		__atomic_add_fetch(&fs->prune.rounds, 1, __ATOMIC_RELEASE);
 		/* let the FORGETs arrive before counting again */
 		nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
 		pthread_mutex_lock(&fs->prune.lock);
@@ -178,21 +209,32 @@ bool sfs_prune_pressure(struct sfs_fs *fs)
 	return fs->prune.running && __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED) > fs->prune.high;
 }
 
-bool sfs_prune_wait(struct sfs_fs *fs)
+bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir)
 {
-	long before = __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED);
+	unsigned long gen = __atomic_load_n(&fs->prune.rounds, __ATOMIC_ACQUIRE);
+	int slot = -1;
 
-	if (!fs->prune.running)
+	/* the pruner may be waiting for the kernel to let go of dir, which
+	 * this request holds: waiting for it would only time out */
+	if (!fs->prune.running || (dir && __atomic_load_n(&fs->prune.notifying,
+							   __ATOMIC_ACQUIRE) == dir))
 		return false;
 	pthread_mutex_lock(&fs->prune.lock);
+	for (int i = 0; dir && slot < 0 && i < SFS_PRUNE_BUSY; i++)
+		if (!fs->prune.busy[i])
+			fs->prune.busy[slot = i] = dir;
 	fs->prune.forced = true;
 	pthread_cond_signal(&fs->prune.wake);
 	pthread_mutex_unlock(&fs->prune.lock);
-	/* the FORGETs come back through other request threads */
-	for (int i = 0; i < 100; i++) {
+	/* a round done, then a moment for the FORGETs to come back through
+	 * other request threads */
+	for (int i = 0; i < 200 && __atomic_load_n(&fs->prune.rounds, __ATOMIC_ACQUIRE) == gen; i++)
 		nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
-		if (__atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED) < before - before / 8)
-			return true;
+	nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+	if (slot >= 0) {
+		pthread_mutex_lock(&fs->prune.lock);
+		fs->prune.busy[slot] = NULL;
+		pthread_mutex_unlock(&fs->prune.lock);
 	}
-	return false;
+	return true;
 }

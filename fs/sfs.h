@@ -116,6 +116,8 @@ struct sfs_node {
 	int fds;               /* fds counted for prune.c at publish (imm) */
 };
 
+#define SFS_PRUNE_BUSY 32 /* the most request threads */
+
 struct sfs_fs {
 	struct sfs_opts *o;
 	struct sfs_layer *layers;
@@ -149,6 +151,10 @@ struct sfs_fs {
 		bool running, stop, forced;
 		long fds;               /* held by nodes (atomic) */
 		long high, low;         /* prune above high, down to low */
+		unsigned long rounds;   /* pruning rounds done (atomic) */
+		/* directories whose requests wait for a round (lock) */
+		struct sfs_node *busy[SFS_PRUNE_BUSY];
+		struct sfs_node *notifying; /* parent being notified (atomic) */
 	} prune;                  /* prune.c */
 	uint64_t tick;            /* lookups so far (table_lock) */
 };
@@ -383,8 +389,9 @@ void sfs_prune_stop(struct sfs_fs *fs);
 void sfs_prune_account(struct sfs_fs *fs, long delta);
 /* True while nodes hold more fds than they should. */
 bool sfs_prune_pressure(struct sfs_fs *fs);
-/* After EMFILE: prunes now and waits a little; true if it is worth a retry. */
-bool sfs_prune_wait(struct sfs_fs *fs);
+/* After EMFILE in a request that holds dir (or NULL) locked in the kernel:
+ * prunes now and waits a little; true if it is worth a retry. */
+bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir);
 
 /* ---- xattr.c ---- */
 
