@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 int sfs_file_flags(struct sfs_fs *fs, int flags)
 {
@@ -130,4 +131,98 @@ void sfs_release(struct sfs_fs *fs, struct sfs_file *f)
 	pthread_mutex_destroy(&f->lock);
 	sfs_node_unref(fs, f->node);
 	free(f);
+}
+
+/* ---- reads through a pipe ----
+ * A reply shorter than asked is taken by the kernel as the end of the file,
+ * so a read that fails part-way must become an error.  Each request thread
+ * splices the range into a pipe of its own first, and the reply is spliced
+ * on from there only once the whole range (or the end of the file) is in. */
+
+struct read_pipe {
+	int fd[2];
+	size_t cap;
+};
+
+static void read_pipe_free(void *p)
+{
+	struct read_pipe *rp = p;
+
+	close(rp->fd[0]);
+	close(rp->fd[1]);
+	free(rp);
+}
+
+int sfs_read_pipes_init(struct sfs_fs *fs)
+{
+	return -pthread_key_create(&fs->read_pipe, read_pipe_free);
+}
+
+static struct read_pipe *read_pipe(struct sfs_fs *fs)
+{
+	struct read_pipe *rp = pthread_getspecific(fs->read_pipe);
+	int cap;
+
+	if (rp)
+		return rp;
+	rp = malloc(sizeof(*rp));
+	if (!rp)
+		return NULL;
+	if (pipe2(rp->fd, O_CLOEXEC) < 0) {
+		free(rp);
+		return NULL;
+	}
+	/* a request is at most 1 MiB; a smaller pipe sends reads through a
+	 * buffer instead */
+	fcntl(rp->fd[1], F_SETPIPE_SZ, 1 << 20);
+	cap = fcntl(rp->fd[1], F_GETPIPE_SZ);
+	rp->cap = cap > 0 ? (size_t)cap : 0;
+	if (pthread_setspecific(fs->read_pipe, rp) != 0) {
+		read_pipe_free(rp);
+		return NULL;
+	}
+	return rp;
+}
+
+void sfs_read_pipe_drain(struct sfs_fs *fs)
+{
+	struct read_pipe *rp = pthread_getspecific(fs->read_pipe);
+	char sink[65536];
+	int left = 0;
+
+	while (rp && ioctl(rp->fd[0], FIONREAD, &left) == 0 && left > 0)
+		if (read(rp->fd[0], sink, sizeof(sink)) <= 0)
+			break;
+}
+
+int sfs_read_to_pipe(struct sfs_fs *fs, int fd, size_t size, off_t off, size_t *got)
+{
+	struct read_pipe *rp = read_pipe(fs);
+
+	*got = 0;
+	if (!rp || size > rp->cap)
+		return -ENOBUFS;
+	while (*got < size) {
+		loff_t at = off + (off_t)*got;
+		ssize_t n = splice(fd, &at, rp->fd[1], NULL, size - *got, SPLICE_F_MOVE);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			sfs_read_pipe_drain(fs);
+			return e == EINVAL ? -ENOBUFS : -e; /* no splice from it */
+		}
+		if (n == 0) {
+			/* some filesystems end a splice early on an error:
+			 * only a read tells the end of the file from it */
+			char c;
+			ssize_t r = pread(fd, &c, 1, at);
+			if (r == 0)
+				break;
+			sfs_read_pipe_drain(fs);
+			return r < 0 && errno != EINVAL ? -errno : -ENOBUFS;
+		}
+		*got += (size_t)n;
+	}
+	return rp->fd[0];
 }

@@ -230,6 +230,8 @@ int main(int argc, char **argv)
 		su_err("/proc/self/fd: %s", strerror(errno));
 		goto out_mount;
 	}
+	if (sfs_read_pipes_init(&fs) < 0)
+		goto out_mount;
 	if (sfs_prune_start(&fs, se) < 0)
 		su_warn("no pruning thread: large trees may exhaust the fd limit");
 	if (o.threaded) {

@@ -221,21 +221,13 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		sfs_release(fs, f);
 }
 
-/* Reads the whole range, or up to the end of the file, into a buffer: a
- * reply shorter than asked is taken by the kernel as the end of the file,
- * so a layer's error part-way must become an error, never a short read
- * (splicing from the file straight to the device would send what it got). */
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+/* Reads the whole range, or up to the end of the file, into a buffer when
+ * it cannot go through the thread's pipe (see sfs_read_to_pipe). */
+static void read_buffered(fuse_req_t req, int fd, size_t size, off_t off)
 {
-	int fd = sfs_file_readfd(FS(req), FILEOF(fi));
 	_cleanup_free_ char *buf = NULL;
 	size_t got = 0;
 
-	if (fd < 0) {
-		fuse_reply_err(req, -fd);
-		return;
-	}
 	/* aligned for a file opened O_DIRECT */
 	if (posix_memalign((void **)&buf, 4096, size ? size : 1) != 0) {
 		fuse_reply_err(req, ENOMEM);
@@ -254,6 +246,37 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		got += (size_t)n;
 	}
 	fuse_reply_buf(req, buf, got);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = FS(req);
+	int fd = sfs_file_readfd(fs, FILEOF(fi)), p;
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(0);
+	size_t got;
+
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	p = sfs_read_to_pipe(fs, fd, size, off, &got);
+	if (p == -ENOBUFS) {
+		read_buffered(req, fd, size, off);
+		return;
+	}
+	if (p < 0 || got == 0) {
+		if (p < 0)
+			fuse_reply_err(req, -p);
+		else
+			fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	buf.buf[0].size = got;
+	buf.buf[0].flags = FUSE_BUF_IS_FD;
+	buf.buf[0].fd = p;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	sfs_read_pipe_drain(fs);
 }
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,

@@ -157,6 +157,7 @@ struct sfs_fs {
 		struct sfs_node *notifying; /* parent being notified (atomic) */
 	} prune;                  /* prune.c */
 	uint64_t tick;            /* lookups so far (table_lock) */
+	pthread_key_t read_pipe;  /* file.c */
 };
 
 /* ---- sys.c: every call into the layers, logged at debug level ---- */
@@ -366,6 +367,15 @@ int sfs_file_readfd(struct sfs_fs *fs, struct sfs_file *f);
 /* The fd to write to; copies the data up on the first write to a file
  * opened for writing but so far only copied up as metadata. */
 int sfs_file_writefd(struct sfs_fs *fs, struct sfs_file *f);
+
+/* Per-thread pipes for reads (file.c). */
+int sfs_read_pipes_init(struct sfs_fs *fs);
+/* Splices [off, off + size) of fd, or up to its end, into this thread's
+ * pipe: its read end with *got bytes in, -ENOBUFS when the range must go
+ * through a buffer instead, or -errno (the pipe is left empty). */
+int sfs_read_to_pipe(struct sfs_fs *fs, int fd, size_t size, off_t off, size_t *got);
+/* Empties this thread's pipe of what a failed reply left in it. */
+void sfs_read_pipe_drain(struct sfs_fs *fs);
 
 /* ---- passthrough.c ---- */
 
