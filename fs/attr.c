@@ -17,14 +17,13 @@ gid_t sfs_gid_to_disk(struct sfs_fs *fs, gid_t gid)
 	return sfs_idmap_to_disk(&fs->o->gidmap, gid);
 }
 
-nlink_t sfs_upper_nlink(struct sfs_fs *fs, int fd, const struct stat *st)
+/* The link count the nlink record of fd gives (the real one without). */
+static nlink_t recorded_nlink(struct sfs_fs *fs, int fd, const struct stat *st)
 {
 	char buf[32];
 	ssize_t r;
 	long d;
 
-	if (st->st_nlink < 2)
-		return st->st_nlink;
 	r = sfs_getox(fs, fd, "nlink", buf, sizeof(buf) - 1);
 	if (r < 2 || (buf[0] != 'U'))
 		return st->st_nlink;
@@ -33,6 +32,15 @@ nlink_t sfs_upper_nlink(struct sfs_fs *fs, int fd, const struct stat *st)
 	if ((long)st->st_nlink + d < 1)
 		return 1;
 	return st->st_nlink + d;
+}
+
+nlink_t sfs_upper_nlink(struct sfs_fs *fs, int fd, const struct stat *st)
+{
+	/* one link: a plain file (present() reads the record of an index
+	 * entry reached through a lower name, which may have one link left) */
+	if (st->st_nlink < 2)
+		return st->st_nlink;
+	return recorded_nlink(fs, fd, st);
 }
 
 int sfs_nlink_adjust(struct sfs_fs *fs, int fd, int delta)
@@ -52,7 +60,13 @@ int sfs_nlink_adjust(struct sfs_fs *fs, int fd, int delta)
 /* Rewrites a real stat into what the merged tree shows for n. */
 static void present(struct sfs_fs *fs, struct sfs_node *n, int fd, struct stat *st)
 {
-	st->st_ino = n->ino;
+	/* The names of a lower hard link that copy-up will part are nodes of
+	 * their own, but one file until then, with the lower's number (as
+	 * readdir shows it), as on overlayfs without index. */
+	if (fd != sfs_node_upper(n) && n->nlow && sfs_breaks_on_copy_up(fs, st))
+		st->st_ino = sfs_make_ino(fs, n->low[0].layer, st->st_ino);
+	else
+		st->st_ino = n->ino;
 	st->st_uid = sfs_idmap_to_shown(&fs->o->uidmap, st->st_uid);
 	st->st_gid = sfs_idmap_to_shown(&fs->o->gidmap, st->st_gid);
 	if (fs->o->squash_to_root)
@@ -66,6 +80,8 @@ static void present(struct sfs_fs *fs, struct sfs_node *n, int fd, struct stat *
 		 * full listing; 1 tells find(1) not to count subdirectories. */
 		if (fs->o->static_nlink || n->nlow > 1 || (n->nlow && sfs_node_upper(n) >= 0))
 			st->st_nlink = 1;
+	} else if (fd == sfs_node_upper(n) && n->indexed) {
+		st->st_nlink = recorded_nlink(fs, fd, st);
 	} else if (fd == sfs_node_upper(n)) {
 		st->st_nlink = sfs_upper_nlink(fs, fd, st);
 	}

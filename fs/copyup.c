@@ -201,7 +201,13 @@ static int copy_up_new(struct sfs_fs *fs, struct sfs_node *n, int pup, const cha
 	}
 	if (indexed) {
 		/* Hard links: the copy lives in index/ and every name links
-		 * to it, as overlayfs' index=on does. */
+		 * to it, as overlayfs' index=on does.  The link count record
+		 * is written before the entry appears and lowered after each
+		 * step, so a crash can only leave it too high: an entry that
+		 * looks unreachable is then really so (index cleanup). */
+		r = sfs_nlink_adjust(fs, fd, (int)st.st_nlink - 1);
+		if (r < 0)
+			goto fail;
 		r = sfs_renameat2(fs->workfd, tmp, fs->indexfd, iname, RENAME_NOREPLACE);
 		if (r == -EEXIST) {
 			/* copied up before through another name */
@@ -223,7 +229,7 @@ static int copy_up_new(struct sfs_fs *fs, struct sfs_node *n, int pup, const cha
 			goto fail;
 		r = sfs_linkat_fd(fs, fd, pup, name);
 		if (r == 0)
-			r = sfs_nlink_adjust(fs, fd, (int)st.st_nlink - 2);
+			r = sfs_nlink_adjust(fs, fd, -1);
 		if (r < 0) {
 			close(fd);
 			return r;

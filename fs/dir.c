@@ -5,6 +5,7 @@
  * redirect so their lower contents follow them. */
 #include "fs/sfs.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -232,6 +233,18 @@ static int replace_with_whiteout(struct sfs_fs *fs, int pup, const char *name, b
 	return dir ? su_rm_rf_at(fs->workfd, tmp) : sfs_unlinkat(fs->workfd, tmp, 0);
 }
 
+/* Drops n's name when it is parent/name: a node of several names (a hard
+ * link) keeps the one it has when another goes. */
+static void drop_name(struct sfs_fs *fs, struct sfs_node *n, struct sfs_node *parent,
+		      const char *name)
+{
+	pthread_mutex_lock(&n->lock);
+	bool same = n->parent == parent && n->name && !strcmp(n->name, name);
+	pthread_mutex_unlock(&n->lock);
+	if (same)
+		sfs_node_drop_alias(fs, n);
+}
+
 /* Marks the node of ino as no longer reachable through parent/name. */
 static void forget_name(struct sfs_fs *fs, uint64_t ino, struct sfs_node *parent,
 			const char *name)
@@ -240,11 +253,7 @@ static void forget_name(struct sfs_fs *fs, uint64_t ino, struct sfs_node *parent
 
 	if (!n)
 		return;
-	pthread_mutex_lock(&n->lock);
-	bool same = n->parent == parent && n->name && !strcmp(n->name, name);
-	pthread_mutex_unlock(&n->lock);
-	if (same)
-		sfs_node_drop_alias(fs, n);
+	drop_name(fs, n, parent, name);
 	sfs_node_unref(fs, n);
 }
 
@@ -286,6 +295,43 @@ static int copy_up_hardlinked(struct sfs_fs *fs, struct sfs_node *n)
 	return sfs_copy_up(fs, n, SFS_CU_DATA);
 }
 
+/* Whether n's upper is an index entry's inode, which counts its lower
+ * names in an nlink record (n may have been found through an upper name,
+ * which does not tell). */
+static bool is_indexed(struct sfs_fs *fs, struct sfs_node *n, int up)
+{
+	return n->indexed || (fs->indexfd >= 0 && (sfs_ox_present(fs, up) & SFS_OX_NLINK));
+}
+
+/* Removes the index entry of the upper file fd once the file has no name
+ * left, upper or lower (its link count is the entry's alone and its nlink
+ * record counts no lower name), as overlayfs does when the overlay link
+ * count drops to zero.  A failure leaves the entry to the next mount. */
+static void drop_unused_index(struct sfs_fs *fs, int fd)
+{
+	uint8_t fb[256];
+	char name[2 * sizeof(fb) + 1], buf[32];
+	struct stat st, ist;
+	ssize_t len;
+
+	if (fs->indexfd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
+		return;
+	len = sfs_getox(fs, fd, "nlink", buf, sizeof(buf) - 1);
+	if (len < 3 || buf[0] != 'U')
+		return;
+	buf[len] = '\0';
+	if (1 + strtol(buf + 1, NULL, 10) > 0)
+		return;
+	len = sfs_getox(fs, fd, "origin", fb, sizeof(fb));
+	if (len <= 0)
+		return;
+	for (ssize_t i = 0; i < len; i++)
+		snprintf(name + 2 * i, 3, "%02x", fb[i]);
+	if (sfs_fstatat(fs->indexfd, name, &ist, 0) == 0 && ist.st_dev == st.st_dev &&
+	    ist.st_ino == st.st_ino)
+		sfs_unlinkat(fs->indexfd, name, 0);
+}
+
 /* Gives name in the upper dir pup to n when n is already up under another
  * name (a hard link copied up through one of its names). */
 static int link_up(struct sfs_fs *fs, struct sfs_node *n, int pup, const char *name)
@@ -296,9 +342,122 @@ static int link_up(struct sfs_fs *fs, struct sfs_node *n, int pup, const char *n
 	if (S_ISDIR(n->type) || up < 0 || sfs_fstatat(pup, name, &st, 0) != -ENOENT)
 		return 0;
 	r = sfs_linkat_fd(fs, up, pup, name);
-	if (r == 0 && n->indexed)
+	if (r == 0 && is_indexed(fs, n, up))
 		r = sfs_nlink_adjust(fs, up, -1);
 	return r;
+}
+
+/* Counts the entries of the upper dir fd whose merged view is empty: 0, or
+ * 1 when it holds whiteouts; -ENOTEMPTY when anything else is there. */
+static int upper_dir_whiteouts(int fd)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	int dfd = sfs_openat(fd, ".", O_RDONLY | O_DIRECTORY, 0);
+	struct dirent *de;
+	int found = 0;
+
+	if (dfd < 0)
+		return dfd;
+	d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	while ((errno = 0, de = readdir(d))) {
+		struct stat st;
+		int r;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (de->d_type != DT_CHR && de->d_type != DT_UNKNOWN)
+			return -ENOTEMPTY;
+		r = sfs_fstatat(dirfd(d), de->d_name, &st, 0);
+		if (r < 0)
+			return r;
+		if (!sfs_is_whiteout(&st))
+			return -ENOTEMPTY;
+		found = 1;
+	}
+	return errno ? -errno : found;
+}
+
+/* Removes the upper dir pup/name (fd), whose merged view is empty, in one
+ * step: whiteouts it holds go with it into the workdir, never out of it
+ * while the directory is visible (they hide lower entries of a redirected
+ * directory). */
+static int remove_upper_dir(struct sfs_fs *fs, int pup, const char *name, int fd)
+{
+	_cleanup_free_ char *tmp = NULL;
+	int r = upper_dir_whiteouts(fd);
+
+	if (r <= 0)
+		return r < 0 ? r : sfs_unlinkat(pup, name, AT_REMOVEDIR);
+	tmp = sfs_tmpname(fs);
+	if (!tmp)
+		return -ENOMEM;
+	r = sfs_renameat2(pup, name, fs->workfd, tmp, RENAME_NOREPLACE);
+	if (r < 0)
+		return r;
+	su_rm_rf_at(fs->workfd, tmp); /* what stays is cleaned at the next mount */
+	return 0;
+}
+
+/* Puts an empty opaque copy of the upper dir pup/name (fd, holding only
+ * whiteouts) in its place, built in the workdir and swapped in with
+ * RENAME_EXCHANGE, as overlayfs' ovl_clear_empty does before a directory is
+ * replaced: the whiteouts leave the merged view in one step, and what shows
+ * meanwhile is the same empty directory.  *old: the workdir name the
+ * original now has; put_back_empty() ends the swap. */
+static int swap_in_empty(struct sfs_fs *fs, int pup, const char *name, int fd, char **old)
+{
+	_cleanup_free_ char *tmp = sfs_tmpname(fs);
+	_cleanup_close_ int nfd = -1;
+	struct stat st;
+	int r;
+
+	*old = NULL;
+	if (!tmp)
+		return -ENOMEM;
+	r = sfs_fstatat(fd, "", &st, 0);
+	if (r < 0)
+		return r;
+	r = sfs_mkdirat(fs->workfd, tmp, 0700);
+	if (r < 0)
+		return r;
+	nfd = sfs_openat(fs->workfd, tmp, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+	r = nfd < 0 ? nfd : sfs_fchown(nfd, st.st_uid, st.st_gid);
+	if (r == -EPERM || r == -EINVAL)
+		r = 0; /* an unprivileged daemon keeps its own ids, as copy-up does */
+	if (r == 0)
+		r = sfs_fchmod(fs, nfd, st.st_mode & 07777);
+	if (r == 0)
+		r = sfs_copy_xattrs(fs, fd, nfd);
+	if (r == 0)
+		r = sfs_setox(fs, nfd, "opaque", "y", 1);
+	if (r == 0) {
+		struct timespec ts[2] = {st.st_atim, st.st_mtim};
+		r = sfs_futimens(fs, nfd, ts, false);
+	}
+	if (r == 0)
+		r = sfs_renameat2(fs->workfd, tmp, pup, name, RENAME_EXCHANGE);
+	if (r < 0) {
+		sfs_unlinkat(fs->workfd, tmp, AT_REMOVEDIR);
+		return r;
+	}
+	*old = steal_pointer(&tmp);
+	return 0;
+}
+
+/* Ends swap_in_empty(): after the rename replaced the empty copy (done),
+ * removes the original from the workdir; after a failure, swaps the
+ * original back, so the directory is the object it was. */
+static void put_back_empty(struct sfs_fs *fs, int pup, const char *name, char *old, bool done)
+{
+	if (!done && sfs_renameat2(fs->workfd, old, pup, name, RENAME_EXCHANGE) == 0)
+		sfs_unlinkat(fs->workfd, old, AT_REMOVEDIR);
+	else
+		su_rm_rf_at(fs->workfd, old);
+	free(old);
 }
 
 int sfs_unlink(struct sfs_fs *fs, struct sfs_node *parent, const char *name, bool dir)
@@ -348,18 +507,15 @@ int sfs_unlink(struct sfs_fs *fs, struct sfs_node *parent, const char *name, boo
 	if (upper_named && lower) {
 		r = replace_with_whiteout(fs, pup, name, dir);
 	} else if (upper_named) {
-		if (dir) {
-			r = sfs_dir_clear_whiteouts(fs, res.upper);
-			if (r == 0)
-				r = sfs_unlinkat(pup, name, AT_REMOVEDIR);
-		} else {
-			r = sfs_unlinkat(pup, name, 0);
-		}
+		r = dir ? remove_upper_dir(fs, pup, name, res.upper) : sfs_unlinkat(pup, name, 0);
 	} else {
 		r = sfs_make_whiteout(fs, pup, name);
 		if (r == 0 && res.indexed)
 			sfs_nlink_adjust(fs, res.upper, -1);
 	}
+	/* an indexed file has two links before one goes */
+	if (r == 0 && !dir && res.upper >= 0 && (res.indexed || res.st.st_nlink > 1))
+		drop_unused_index(fs, res.upper);
 	if (r == 0)
 		forget_name(fs, res.ino, parent, name);
 out:
@@ -393,13 +549,59 @@ static int prepare_move(struct sfs_fs *fs, struct sfs_node *n, bool target_has_l
 	return 0;
 }
 
+/* The rename itself, in the upper: up1/n1 to up2/n2, leaving a whiteout at
+ * n1 when a lower has that name. */
+static int move_upper(struct sfs_fs *fs, int up1, const char *n1, int up2, const char *n2,
+		      bool src_dir, bool src_lower)
+{
+	int r, wh;
+
+	wh = upper_whiteout_at(up2, n2);
+	if (wh < 0 && wh != -EEXIST)
+		return wh;
+	if (wh == 1 && src_dir) {
+		/* a directory cannot replace a device: swap with the whiteout,
+		 * which then covers the old name if a lower needs it */
+		r = sfs_renameat2(up1, n1, up2, n2, RENAME_EXCHANGE);
+		if (r == 0 && !src_lower)
+			sfs_unlinkat(up1, n1, 0);
+		return r;
+	}
+	r = sfs_renameat2(up1, n1, up2, n2, src_lower ? RENAME_WHITEOUT : 0);
+	if (src_lower && (r == -EINVAL || r == -ENOTSUP)) {
+		r = sfs_renameat2(up1, n1, up2, n2, 0);
+		if (r == 0)
+			r = sfs_make_whiteout(fs, up1, n1);
+	}
+	return r;
+}
+
+/* Renames src over the directory dst, whose upper may hold whiteouts: those
+ * leave with it in one step (swap_in_empty), and a failed rename puts the
+ * directory back as it was. */
+static int move_over_dir(struct sfs_fs *fs, int up1, const char *n1, int up2, const char *n2,
+			 struct sfs_node *src, struct sfs_node *dst, bool src_lower)
+{
+	_cleanup_free_ char *old = NULL;
+	int r = upper_dir_whiteouts(sfs_node_upper(dst));
+
+	if (r > 0)
+		r = swap_in_empty(fs, up2, n2, sfs_node_upper(dst), &old);
+	if (r < 0)
+		return r;
+	r = move_upper(fs, up1, n1, up2, n2, S_ISDIR(src->type), src_lower);
+	if (old)
+		put_back_empty(fs, up2, n2, steal_pointer(&old), r == 0);
+	return r;
+}
+
 static int do_rename(struct sfs_fs *fs, struct sfs_node *p1, const char *n1, struct sfs_node *p2,
 		     const char *n2, struct sfs_node *src, struct sfs_node *dst, unsigned flags)
 {
 	int up1 = sfs_node_upper(p1), up2 = sfs_node_upper(p2);
 	bool src_lower = sfs_lower_has(fs, p1, n1);
 	bool dst_lower = sfs_lower_has(fs, p2, n2);
-	int r, wh;
+	int r;
 
 	if (flags & RENAME_EXCHANGE) {
 		r = prepare_move(fs, src, dst_lower);
@@ -418,30 +620,17 @@ static int do_rename(struct sfs_fs *fs, struct sfs_node *p1, const char *n1, str
 		r = link_up(fs, src, up1, n1);
 	if (r == 0 && dst)
 		r = copy_up_hardlinked(fs, dst);
+	/* a lower name of an indexed file gets its upper link, so that
+	 * replacing it takes it off the file's link count */
+	if (r == 0 && dst)
+		r = link_up(fs, dst, up2, n2);
 	if (r < 0)
 		return r;
-	if (dst && S_ISDIR(dst->type) && sfs_node_upper(dst) >= 0) {
-		r = sfs_dir_clear_whiteouts(fs, sfs_node_upper(dst));
-		if (r < 0)
-			return r;
-	}
-	wh = upper_whiteout_at(up2, n2);
-	if (wh < 0 && wh != -EEXIST)
-		return wh;
-	if (wh == 1 && S_ISDIR(src->type)) {
-		/* a directory cannot replace a device: swap with the whiteout,
-		 * which then covers the old name if a lower needs it */
-		r = sfs_renameat2(up1, n1, up2, n2, RENAME_EXCHANGE);
-		if (r == 0 && !src_lower)
-			sfs_unlinkat(up1, n1, 0);
-		return r;
-	}
-	r = sfs_renameat2(up1, n1, up2, n2, src_lower ? RENAME_WHITEOUT : 0);
-	if (src_lower && (r == -EINVAL || r == -ENOTSUP)) {
-		r = sfs_renameat2(up1, n1, up2, n2, 0);
-		if (r == 0)
-			r = sfs_make_whiteout(fs, up1, n1);
-	}
+	if (dst && S_ISDIR(dst->type) && sfs_node_upper(dst) >= 0)
+		return move_over_dir(fs, up1, n1, up2, n2, src, dst, src_lower);
+	r = move_upper(fs, up1, n1, up2, n2, S_ISDIR(src->type), src_lower);
+	if (r == 0 && dst && sfs_node_upper(dst) >= 0)
+		drop_unused_index(fs, sfs_node_upper(dst));
 	return r;
 }
 
@@ -493,7 +682,7 @@ int sfs_rename(struct sfs_fs *fs, struct sfs_node *p1, const char *n1, struct sf
 		sfs_node_set_alias(fs, dst, p1, n1);
 	} else {
 		if (dst)
-			sfs_node_drop_alias(fs, dst);
+			drop_name(fs, dst, p2, n2);
 		sfs_node_set_alias(fs, src, p2, n2);
 	}
 out:

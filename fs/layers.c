@@ -3,6 +3,8 @@
  * inode numbering. */
 #include "fs/sfs.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -154,6 +156,171 @@ static int check_overlap(struct sfs_fs *fs, char *err, size_t errlen)
 	return r;
 }
 
+/* ---- workdir/index: entries nothing refers to any more ----
+ *
+ * An index entry is the upper copy of a lower file with several names, each
+ * name in the upper a hard link to it.  Like overlayfs' ovl_indexdir_cleanup,
+ * a mount removes entries that back no visible name: "orphans", whose upper
+ * names are all gone (link count 1, the index's own) and whose lower names
+ * are all whited out (overlay nlink "U<d>" with 1 + d <= 0), and "stale"
+ * ones, whose lower origin no longer exists (so no lower name can reach
+ * them).  Everything else stays, including what overlayfs would remove but
+ * strata-fs cannot prove unused: entries without an nlink record, entries
+ * whose name is not a file handle, and entries whose origin may or may not
+ * be gone: handles that cannot be decoded (unprivileged daemon) or whose
+ * filesystem is not known (null uuid; overlayfs checks its lowers are the
+ * same ones on every mount, strata-fs does not). */
+
+enum index_verdict { INDEX_KEEP, INDEX_ORPHAN, INDEX_STALE, INDEX_TEMP };
+
+/* Decodes the hex name of an index entry into an overlayfs file handle
+ * (struct ovl_fb); returns its length, or -1 when it is not one. */
+static int index_fh(const char *name, uint8_t *fb, size_t cap)
+{
+	size_t n = strlen(name);
+
+	if (n % 2 || n / 2 < 21 || n / 2 > cap)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned v;
+		if (!isxdigit((unsigned char)name[2 * i]) ||
+		    !isxdigit((unsigned char)name[2 * i + 1]) ||
+		    sscanf(name + 2 * i, "%2x", &v) != 1)
+			return -1;
+		fb[i] = (uint8_t)v;
+	}
+	if (fb[0] != 0 || fb[1] != 0xfb || fb[2] != n / 2)
+		return -1;
+	return (int)(n / 2);
+}
+
+/* Whether the lower object of handle fb still exists: 1 (its link count in
+ * *nlink), 0 when it is gone, -errno when that cannot be told.  Telling
+ * needs the filesystem the handle came from, known by its uuid (a null uuid
+ * names none: the handle may come from a lower this mount does not have),
+ * and CAP_DAC_READ_SEARCH to decode it. */
+static int origin_exists(struct sfs_fs *fs, const uint8_t *fb, int len, nlink_t *nlink)
+{
+	static const uint8_t null_uuid[16];
+	struct {
+		struct file_handle h;
+		uint8_t data[MAX_HANDLE_SZ];
+	} fh;
+	_cleanup_close_ int mfd = -1;
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+	int layer = -1;
+
+	if (!memcmp(fb + 5, null_uuid, 16))
+		return -ENODEV;
+	for (int i = fs->first_lower; i < fs->nlayers && layer < 0; i++)
+		if (fs->layers[i].has_uuid && !memcmp(fs->layers[i].uuid, fb + 5, 16))
+			layer = i;
+	if (layer < 0 || len - 21 > MAX_HANDLE_SZ)
+		return -ENODEV;
+	fh.h.handle_bytes = (unsigned)(len - 21);
+	fh.h.handle_type = fb[4];
+	memcpy(fh.h.f_handle, fb + 21, fh.h.handle_bytes);
+	mfd = sfs_openat(fs->layers[layer].fd, ".", O_RDONLY | O_DIRECTORY, 0);
+	if (mfd < 0)
+		return mfd;
+	fd = open_by_handle_at(mfd, &fh.h, O_PATH | O_CLOEXEC);
+	su_debug("open_by_handle_at(%d, type %d) = %d", mfd, fh.h.handle_type,
+		 fd < 0 ? -errno : fd);
+	if (fd < 0)
+		return errno == ESTALE ? 0 : -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	*nlink = st.st_nlink;
+	return st.st_nlink > 0;
+}
+
+/* The overlay link count an index entry records ("U<d>": relative to the
+ * entry's own link count; "L<d>": to the origin's), or false without one. */
+static bool index_nlink(struct sfs_fs *fs, int fd, char *base, long *diff)
+{
+	char buf[32];
+	ssize_t r = sfs_getox(fs, fd, "nlink", buf, sizeof(buf) - 1);
+	char *end;
+
+	if (r < 3 || (buf[0] != 'U' && buf[0] != 'L') || (buf[1] != '+' && buf[1] != '-'))
+		return false;
+	buf[r] = '\0';
+	*diff = strtol(buf + 1, &end, 10);
+	*base = buf[0];
+	return *end == '\0';
+}
+
+static enum index_verdict index_verdict(struct sfs_fs *fs, int dfd, const char *name)
+{
+	_cleanup_close_ int fd = -1;
+	uint8_t fb[256];
+	struct stat st;
+	nlink_t onlink = 0;
+	long diff = 0;
+	char base = 0;
+	bool counted;
+	int len, r;
+
+	if (name[0] == '#')
+		return INDEX_TEMP; /* overlayfs' temporary, left by a crash */
+	/* other types are overlayfs' (directories, whiteouts); more than one
+	 * link: a name in the upper still links to it */
+	if (sfs_fstatat(dfd, name, &st, 0) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
+		return INDEX_KEEP;
+	len = index_fh(name, fb, sizeof(fb));
+	if (len < 0)
+		return INDEX_KEEP;
+	fd = sfs_openat(dfd, name, O_PATH | O_NOFOLLOW, 0);
+	if (fd < 0)
+		return INDEX_KEEP;
+	counted = index_nlink(fs, fd, &base, &diff);
+	if (counted && base == 'U' && 1 + diff <= 0)
+		return INDEX_ORPHAN;
+	r = origin_exists(fs, fb, len, &onlink);
+	if (r == 0)
+		return INDEX_STALE;
+	if (r > 0 && counted && base == 'L' && (long)onlink + diff <= 0)
+		return INDEX_ORPHAN;
+	return INDEX_KEEP;
+}
+
+/* Runs once at mount, before any request: nothing else uses the index. */
+static void index_cleanup(struct sfs_fs *fs)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	int dfd = sfs_openat(fs->indexfd, ".", O_RDONLY | O_DIRECTORY, 0);
+	struct dirent *de;
+
+	if (dfd < 0 || !(d = fdopendir(dfd))) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		const char *name = de->d_name;
+		int r = 0;
+
+		if (!strcmp(name, ".") || !strcmp(name, ".."))
+			continue;
+		switch (index_verdict(fs, dirfd(d), name)) {
+		case INDEX_KEEP:
+			continue;
+		case INDEX_TEMP:
+			r = su_rm_rf_at(dirfd(d), name);
+			break;
+		case INDEX_ORPHAN:
+		case INDEX_STALE:
+			r = sfs_unlinkat(dirfd(d), name, 0);
+			break;
+		}
+		if (r < 0)
+			su_warn("cleaning index entry \"%s\": %s", name, strerror(-r));
+		else
+			su_info("removed unused index entry \"%s\"", name);
+	}
+}
+
 int sfs_fs_init(struct sfs_fs *fs, struct sfs_opts *o, char *err, size_t errlen)
 {
 	char **lowers;
@@ -228,6 +395,8 @@ int sfs_fs_init(struct sfs_fs *fs, struct sfs_opts *o, char *err, size_t errlen)
 	else
 		strcpy(fs->xp, "user.overlay.");
 	fs->xplen = strlen(fs->xp);
+	if (fs->indexfd >= 0 && !o->readonly)
+		index_cleanup(fs);
 	return 0;
 }
 
@@ -361,6 +530,15 @@ uint64_t sfs_make_ino(struct sfs_fs *fs, int layer, ino_t ino)
 	 * unique; the filesystem index in the high bits separates the rest. */
 	if (v & ~INO_MASK)
 		v = XXH3_64bits(&v, sizeof(v)) & INO_MASK;
+	return ((uint64_t)fs->layers[layer].fsidx << INO_BITS) | v;
+}
+
+uint64_t sfs_make_alias_ino(struct sfs_fs *fs, int layer, ino_t ino, const char *path)
+{
+	/* bit 55 keeps hashed numbers clear of the real ones next to them */
+	uint64_t v = (XXH3_64bits_withSeed(path, strlen(path), ino) & INO_MASK) |
+		     (UINT64_C(1) << (INO_BITS - 1));
+
 	return ((uint64_t)fs->layers[layer].fsidx << INO_BITS) | v;
 }
 

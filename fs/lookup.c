@@ -226,6 +226,15 @@ static uint64_t upper_file_ino(struct sfs_fs *fs, struct sfs_res *res, unsigned 
 	return 0;
 }
 
+/* Each name of such a lower object is its own node, so a write through one
+ * name never shows through another that stays in the lower.  The index
+ * keeps regular files only (copyup.c). */
+bool sfs_breaks_on_copy_up(struct sfs_fs *fs, const struct stat *lst)
+{
+	return fs->upper && !S_ISDIR(lst->st_mode) && lst->st_nlink > 1 &&
+	       (fs->indexfd < 0 || !S_ISREG(lst->st_mode));
+}
+
 /* start: the first of the parent's lowers to look in, with the upper known
  * to hold nothing at name when start > 0. */
 static int resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name, int start,
@@ -290,15 +299,23 @@ static int resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 		res->metacopy = false;
 	}
 	if (res->upper < 0) {
-		ino = sfs_make_ino(fs, res->low[0].layer, res->st.st_ino);
+		struct stat lst = res->st;
+
 		r = check_index(fs, res);
 		if (r < 0) {
 			sfs_res_free(res);
 			return r;
 		}
+		if (!res->indexed && sfs_breaks_on_copy_up(fs, &lst) && res->lowpath)
+			ino = sfs_make_alias_ino(fs, res->low[0].layer, lst.st_ino, res->lowpath);
+		else
+			ino = sfs_make_ino(fs, res->low[0].layer, lst.st_ino);
 	} else if (!ino) {
 		struct stat lst;
-		if (res->nlow && fstat(res->low[0].fd, &lst) == 0)
+		/* a copy of one name of a lower hard link made without the
+		 * index is a file of its own: the lower's number is not its */
+		if (res->nlow && fstat(res->low[0].fd, &lst) == 0 &&
+		    !sfs_breaks_on_copy_up(fs, &lst))
 			ino = sfs_make_ino(fs, res->low[0].layer, lst.st_ino);
 		else
 			ino = sfs_make_ino(fs, 0, res->st.st_ino);

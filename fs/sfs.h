@@ -217,6 +217,10 @@ bool sfs_upper_dir_opaque(struct sfs_fs *fs, int fd);
 int sfs_make_whiteout(struct sfs_fs *fs, int dirfd, const char *name);
 /* Presented inode number of a real inode in layer l. */
 uint64_t sfs_make_ino(struct sfs_fs *fs, int layer, ino_t ino);
+/* Inode number of one name (path below the layer roots) of a lower file
+ * with several names, for mounts where copy-up breaks hard links: each name
+ * is then a file of its own. */
+uint64_t sfs_make_alias_ino(struct sfs_fs *fs, int layer, ino_t ino, const char *path);
 /* Encodes the overlayfs file handle (struct ovl_fb) of fd into buf; returns
  * its length.  Used for origin xattrs and index names. */
 int sfs_encode_fh(struct sfs_fs *fs, int layer, int fd, uint8_t *buf, size_t len);
@@ -276,6 +280,10 @@ int sfs_lookup_hint(struct sfs_fs *fs, struct sfs_node *parent, const char *name
 		    struct fuse_entry_param *e);
 /* Whether some lower below parent has an entry (not a whiteout) at name. */
 bool sfs_lower_has(struct sfs_fs *fs, struct sfs_node *parent, const char *name);
+/* Whether copy-up of one name of the lower object lst makes that name a
+ * file of its own: several names and no index to keep them together
+ * (index=off, or not a regular file), as on overlayfs. */
+bool sfs_breaks_on_copy_up(struct sfs_fs *fs, const struct stat *lst);
 /* Name of the index entry of a lower object: hex of its overlayfs handle. */
 int sfs_index_name(struct sfs_fs *fs, int layer, int fd, char *out, size_t len);
 
