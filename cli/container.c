@@ -354,29 +354,135 @@ static int cli_ps(struct cli_ctx *ctx, int argc, char **argv)
 
 /* ---- logs ---- */
 
-static int cli_logs(struct cli_ctx *ctx, int argc, char **argv)
+static const char logs_help[] =
+	"Usage: strata logs [OPTIONS] CONTAINER\n\n"
+	"Print what a detached container wrote.\n\n"
+	"Options:\n"
+	"  -f, --follow         keep printing new output until the container stops\n"
+	"  -n, --tail N|all     only the last N lines (default all)\n";
+
+/* The offset where the last n lines of fd begin (a last line without
+ * '\n' counts as one). */
+static off_t tail_offset(int fd, long long n)
 {
-	struct su_error e = {0};
-	_cleanup_free_ char *id = NULL, *path = NULL;
-	_cleanup_close_ int fd = -1;
+	char buf[8192];
+	off_t pos = lseek(fd, 0, SEEK_END);
+	long long seen = 0;
+
+	if (pos <= 0)
+		return 0;
+	if (n == 0)
+		return pos;
+	/* A final '\n' ends the last line; it does not start one. */
+	if (pread(fd, buf, 1, pos - 1) == 1 && buf[0] == '\n')
+		pos--;
+	while (pos > 0) {
+		size_t len = pos < (off_t)sizeof(buf) ? (size_t)pos : sizeof(buf);
+		ssize_t r = pread(fd, buf, len, pos - (off_t)len);
+
+		if (r != (ssize_t)len)
+			return 0;
+		for (size_t i = len; i > 0; i--)
+			if (buf[i - 1] == '\n' && ++seen == n)
+				return pos - (off_t)len + (off_t)i;
+		pos -= (off_t)len;
+	}
+	return 0;
+}
+
+/* Copies what fd holds from its offset to stdout; -1 when stdout is
+ * gone. */
+static int copy_out(int fd)
+{
 	char buf[65536];
 	ssize_t n;
 
-	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		puts("Usage: strata logs CONTAINER\n\nPrint what a detached container wrote.");
-		return CLI_OK;
+	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+		if (n > 0 && su_write_all(1, buf, (size_t)n) < 0)
+			return -1;
+	return 0;
+}
+
+static bool is_running(const char *root, const char *id)
+{
+	struct lch_state st;
+	bool running;
+
+	lch_state_read(root, id, &st);
+	running = lch_state_actual(&st) == LCH_RUNNING;
+	lch_state_free(&st);
+	return running;
+}
+
+static int parse_tail(const char *s, long long *n)
+{
+	char *end;
+
+	if (!strcmp(s, "all")) {
+		*n = -1;
+		return 0;
 	}
-	if (argc != 2)
+	errno = 0;
+	*n = strtoll(s, &end, 10);
+	return (!*s || *end || errno || *n < 0) ? -1 : 0;
+}
+
+static int cli_logs(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {{"follow", no_argument, NULL, 'f'},
+					     {"tail", required_argument, NULL, 'n'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct su_error e = {0};
+	_cleanup_free_ char *id = NULL, *path = NULL;
+	_cleanup_close_ int fd = -1;
+	struct timespec poll_wait = {.tv_nsec = 100 * 1000000L};
+	bool first = true, follow = false;
+	long long tail = -1;
+	int c;
+
+	while ((c = next_opt(argc, argv, "+:fn:h", opts, &first)) != -1) {
+		switch (c) {
+		case 'f': follow = true; break;
+		case 'n':
+			if (parse_tail(optarg, &tail) < 0)
+				return cli_usage_error("logs", "--tail: \"%s\" is not a number",
+						       optarg);
+			break;
+		case 'h': return fputs(logs_help, stdout), CLI_OK;
+		default: return cli_bad_option("logs", c, argv);
+		}
+	}
+	if (argc - optind != 1)
 		return cli_usage_error("logs", "exactly 1 argument expected");
-	if (lch_lookup(ctx->root, argv[1], &id, &e) < 0)
+	if (lch_lookup(ctx->root, argv[optind], &id, &e) < 0)
 		return cli_error(&e);
 	path = su_asprintf("%s/containers/%s/container.log", ctx->root, id);
-	fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	if (!path)
+		return su_error_set(&e, ENOMEM, "logs"), cli_error(&e);
+	fflush(stdout);
+	/* Following a container that has not written yet: the file comes
+	 * with its first output. */
+	while ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 && errno == ENOENT && follow &&
+	       is_running(ctx->root, id))
+		nanosleep(&poll_wait, NULL);
 	if (fd < 0)
 		return errno == ENOENT ? CLI_OK : (su_error_set(&e, errno, "open %s", path), cli_error(&e));
-	fflush(stdout);
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		su_write_all(1, buf, (size_t)n);
+	if (tail >= 0 && lseek(fd, tail_offset(fd, tail), SEEK_SET) < 0)
+		return su_error_set(&e, errno, "seek %s", path), cli_error(&e);
+	if (copy_out(fd) < 0)
+		return CLI_FAIL;
+	/* Until the container stops; what it wrote before stopping is in the
+	 * file by then (its PID namespace is gone), so one last copy ends. */
+	while (follow) {
+		bool running = is_running(ctx->root, id);
+
+		if (copy_out(fd) < 0)
+			return CLI_FAIL;
+		if (!running)
+			break;
+		nanosleep(&poll_wait, NULL);
+	}
 	return CLI_OK;
 }
 

@@ -14,6 +14,8 @@ static const char run_help[] =
 	"       strata %s [OPTIONS] --rootfs-layers TOP:...:BOTTOM [COMMAND] [ARG...]\n\n"
 	"%s\n\n"
 	"Options:\n"
+	"      --add-host host:ip   add a line to /etc/hosts (host=ip also works; ip\n"
+	"                           host-gateway: the host, with --network host)\n"
 	"  -d, --detach             run in the background and print the container id\n"
 	"      --entrypoint string  overwrite the image's entrypoint (\"\" clears it)\n"
 	"  -e, --env KEY[=VALUE]    set an environment variable\n"
@@ -38,6 +40,9 @@ struct run_opts {
 	const char *entry, *name, *hostname, *user, *workdir, *layers;
 	char **env;
 	size_t nenv;
+	const char **add_hosts; /* as typed, checked once the options are read */
+	size_t nadd_hosts;
+	char **extra_hosts;     /* add_hosts as recorded ("name:ip") */
 	struct vol_mount *mounts;
 	size_t nmounts;
 };
@@ -45,6 +50,8 @@ struct run_opts {
 static void run_opts_free(struct run_opts *o)
 {
 	su_strv_free(o->env);
+	free(o->add_hosts);
+	su_strv_free(o->extra_hosts);
 	for (size_t i = 0; i < o->nmounts; i++)
 		vol_mount_clear(&o->mounts[i]);
 	free(o->mounts);
@@ -60,6 +67,37 @@ static int add_env(struct run_opts *o, const char *kv)
 	v[o->nenv++] = strdup(kv);
 	v[o->nenv] = NULL;
 	return 0;
+}
+
+static int add_host(struct run_opts *o, const char *arg)
+{
+	const char **v = realloc(o->add_hosts, (o->nadd_hosts + 1) * sizeof(*v));
+
+	if (!v)
+		return -1;
+	o->add_hosts = v;
+	v[o->nadd_hosts++] = arg;
+	return 0;
+}
+
+/* --hostname and --add-host, once --network is known (host-gateway
+ * depends on it). */
+static int check_names(const char *verb, struct run_opts *o)
+{
+	struct su_error e = {0};
+
+	if (o->hostname && !lch_hostname_valid(o->hostname))
+		return cli_usage_error(verb,
+				       "--hostname: invalid host name \"%s\" (letters, digits, '-', "
+				       "'_' and '.', starting with a letter or digit, at most 64)",
+				       o->hostname);
+	o->extra_hosts = calloc(o->nadd_hosts + 1, sizeof(*o->extra_hosts));
+	if (!o->extra_hosts)
+		return cli_usage_error(verb, "out of memory");
+	for (size_t i = 0; i < o->nadd_hosts; i++)
+		if (lch_extra_host_parse(o->add_hosts[i], !o->net_none, &o->extra_hosts[i], &e) < 0)
+			return cli_usage_error(verb, "--add-host: %s", e.msg);
+	return CLI_OK;
 }
 
 static int add_mount(struct run_opts *o, int kind, const char *spec, struct su_error *e)
@@ -83,6 +121,7 @@ static int add_mount(struct run_opts *o, int kind, const char *spec, struct su_e
 static int parse(const char *verb, int argc, char **argv, struct run_opts *o, int *first_arg)
 {
 	static const struct option opts[] = {
+		{"add-host", required_argument, NULL, 'A'},
 		{"detach", no_argument, NULL, 'd'},	     {"entrypoint", required_argument, NULL, 'E'},
 		{"env", required_argument, NULL, 'e'},	     {"env-file", required_argument, NULL, 'F'},
 		{"hostname", required_argument, NULL, 'h'}, {"interactive", no_argument, NULL, 'i'},
@@ -102,6 +141,10 @@ static int parse(const char *verb, int argc, char **argv, struct run_opts *o, in
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:de:h:itu:v:w:", opts, NULL)) != -1) {
 		switch (c) {
+		case 'A':
+			if (add_host(o, optarg) < 0)
+				return cli_usage_error(verb, "out of memory");
+			break;
 		case 'd': o->detach = true; break;
 		case 'E': o->entry = optarg; o->have_entry = true; break;
 		case 'e': add_env(o, optarg); break;
@@ -139,7 +182,7 @@ static int parse(const char *verb, int argc, char **argv, struct run_opts *o, in
 	if (!o->layers && optind >= argc)
 		return cli_usage_error(verb, "requires at least 1 argument");
 	*first_arg = optind;
-	return CLI_OK;
+	return check_names(verb, o);
 }
 
 /* ---- the spec ---- */
@@ -206,7 +249,7 @@ static int build_mounts(const struct run_opts *o, char *const *img_volumes, stru
 	return 0;
 }
 
-static int build_spec(const struct cli_ctx *ctx, const struct run_opts *o, int argc, char **argv,
+static int build_spec(const struct cli_ctx *ctx, struct run_opts *o, int argc, char **argv,
 		      struct lch_spec *s, struct su_error *e)
 {
 	struct img_resolved img = {0};
@@ -243,6 +286,7 @@ static int build_spec(const struct cli_ctx *ctx, const struct run_opts *o, int a
 	s->user = o->user ? strdup(o->user) : img.config.user ? strdup(img.config.user) : NULL;
 	s->name = o->name ? strdup(o->name) : NULL;
 	s->hostname = o->hostname ? strdup(o->hostname) : NULL;
+	s->extra_hosts = steal_pointer(&o->extra_hosts);
 	s->tty = o->tty;
 	s->interactive = o->interactive;
 	s->read_only = o->read_only;

@@ -1,9 +1,12 @@
 /* launcher/config: Docker's rules for applying an image config -- Env
- * merging, Entrypoint/Cmd, and the User field against the image's
- * /etc/passwd and /etc/group. */
+ * merging, Entrypoint/Cmd, the User field against the image's /etc/passwd
+ * and /etc/group -- and for what the container's /etc/hosts, /etc/hostname
+ * and /etc/resolv.conf hold. */
 #include "launcher/launcher.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -169,10 +172,10 @@ static bool find_entry(FILE *f, const char *key, bool by_id, char **line, size_t
 	return false;
 }
 
+/* Never creates: an image without /etc/passwd gets none made. */
 static FILE *open_in(int rootfd, const char *path)
 {
-	struct su_error ignored = {0};
-	int fd = lch_open_in_root(rootfd, path, false, &ignored), rfd;
+	int fd = lch_resolve_in_root(rootfd, path, 0), rfd;
 	_cleanup_free_ char *p = NULL;
 
 	if (fd < 0)
@@ -268,4 +271,202 @@ int lch_user_resolve(int rootfd, const char *user, uid_t *uid, gid_t *gid, gid_t
 	}
 	free(line);
 	return 0;
+}
+
+/* ---- /etc/hosts, /etc/hostname, /etc/resolv.conf ---- */
+
+/* Letters, digits, '-', '_' and '.', starting with a letter or digit: what
+ * a hosts file line and sethostname(2) can both take. */
+static bool host_name_valid(const char *h, size_t max)
+{
+	size_t n = strlen(h);
+
+	if (!n || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = h[i];
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			     (c >= '0' && c <= '9');
+
+		if (!alnum && (!i || (c != '-' && c != '_' && c != '.')))
+			return false;
+	}
+	return true;
+}
+
+bool lch_hostname_valid(const char *h)
+{
+	return host_name_valid(h, HOST_NAME_MAX);
+}
+
+static bool ip_valid(const char *ip)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, ip, buf) == 1 || inet_pton(AF_INET6, ip, buf) == 1;
+}
+
+int lch_extra_host_parse(const char *arg, bool host_net, char **out, struct su_error *e)
+{
+	const char *sep = strchr(arg, '=');
+	_cleanup_free_ char *name = NULL, *ip = NULL;
+	size_t len;
+
+	/* Docker: "name=ip", or "name:ip" split at the first ':' (so an
+	 * IPv6 address needs no brackets); the name holds no ':'. */
+	if (!sep)
+		sep = strchr(arg, ':');
+	if (!sep)
+		return su_error_set(e, 0, "bad format for add-host: \"%s\" (want host:ip)", arg);
+	name = strndup(arg, (size_t)(sep - arg));
+	ip = strdup(sep + 1);
+	if (!name || !ip)
+		return su_error_set(e, ENOMEM, "add-host");
+	if (!host_name_valid(name, 253))
+		return su_error_set(e, 0, "bad format for add-host: \"%s\": invalid host name", arg);
+	len = strlen(ip);
+	if (len > 2 && ip[0] == '[' && ip[len - 1] == ']') {
+		memmove(ip, ip + 1, len - 2);
+		ip[len - 2] = 0;
+	}
+	if (!strcmp(ip, "host-gateway")) {
+		/* With the host's network the host is this machine's
+		 * loopback; a network namespace of its own reaches no host. */
+		if (!host_net)
+			return su_error_set(e, 0, "\"%s\": host-gateway needs --network host", arg);
+		free(ip);
+		ip = strdup("127.0.0.1");
+	} else if (!ip_valid(ip)) {
+		return su_error_set(e, 0, "invalid IP address in add-host: \"%s\"", ip);
+	}
+	*out = ip ? su_asprintf("%s:%s", name, ip) : NULL;
+	return *out ? 0 : su_error_set(e, ENOMEM, "add-host");
+}
+
+static int buf_add(char **s, size_t *len, size_t *cap, const char *str)
+{
+	return su_strbuf_add(s, len, cap, str, strlen(str));
+}
+
+char *lch_hosts_text(const char *hostname, char *const *extra_hosts)
+{
+	char *s = NULL;
+	size_t len = 0, cap = 0;
+	bool named = !strcmp(hostname, "localhost");
+	int r = buf_add(&s, &len, &cap,
+			"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+
+	for (size_t i = 0; r == 0 && extra_hosts && extra_hosts[i]; i++) {
+		const char *colon = strchr(extra_hosts[i], ':');
+		_cleanup_free_ char *line = NULL;
+
+		if (!colon)
+			continue;
+		line = su_asprintf("%s\t%.*s\n", colon + 1, (int)(colon - extra_hosts[i]),
+				   extra_hosts[i]);
+		r = line ? buf_add(&s, &len, &cap, line) : -ENOMEM;
+		named |= (size_t)(colon - extra_hosts[i]) == strlen(hostname) &&
+			 !strncmp(extra_hosts[i], hostname, strlen(hostname));
+	}
+	/* An --add-host of the host name wins, as with podman. */
+	if (r == 0 && !named) {
+		_cleanup_free_ char *line = su_asprintf("127.0.0.1\t%s\n", hostname);
+
+		r = line ? buf_add(&s, &len, &cap, line) : -ENOMEM;
+	}
+	if (r < 0 || !s) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* The address of a "nameserver ADDR" line, NUL-terminated in *addr (at
+ * most size bytes); false for any other line. */
+static bool nameserver_of(const char *line, size_t n, char *addr, size_t size)
+{
+	size_t i = strlen("nameserver"), k = 0;
+
+	if (n <= i || strncmp(line, "nameserver", i) || (line[i] != ' ' && line[i] != '\t'))
+		return false;
+	while (i < n && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	while (i < n && line[i] != ' ' && line[i] != '\t' && line[i] != '\n' && k + 1 < size)
+		addr[k++] = line[i++];
+	addr[k] = 0;
+	return k > 0;
+}
+
+/* podman's filter for a network namespace of its own: loopback
+ * nameservers (the host's stub resolvers) and IPv6 ones (the namespace has
+ * no IPv6) are unreachable from it; with none left, Google's. */
+static char *resolv_filter(const char *text)
+{
+	char *s = NULL, addr[INET6_ADDRSTRLEN + 16];
+	size_t len = 0, cap = 0, kept = 0;
+	int r = su_strbuf_add(&s, &len, &cap, "", 0);
+
+	for (const char *l = text; r == 0 && *l;) {
+		const char *nl = strchr(l, '\n');
+		size_t n = nl ? (size_t)(nl - l) + 1 : strlen(l);
+
+		if (nameserver_of(l, n, addr, sizeof(addr))) {
+			if (su_str_has_prefix(addr, "127.") || strchr(addr, ':')) {
+				l += n;
+				continue;
+			}
+			kept++;
+		}
+		r = su_strbuf_add(&s, &len, &cap, l, n);
+		if (r == 0 && !nl)
+			r = buf_add(&s, &len, &cap, "\n");
+		l += n;
+	}
+	if (r == 0 && !kept)
+		r = buf_add(&s, &len, &cap, "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+	if (r < 0) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* A host whose only nameserver is a local stub (systemd-resolved,
+ * NetworkManager) keeps the real list elsewhere. */
+static const char *stub_upstream(const char *text)
+{
+	char addr[INET6_ADDRSTRLEN + 16], only[sizeof(addr)] = "";
+	size_t count = 0;
+
+	for (const char *l = text; *l;) {
+		const char *nl = strchr(l, '\n');
+		size_t n = nl ? (size_t)(nl - l) + 1 : strlen(l);
+
+		if (nameserver_of(l, n, addr, sizeof(addr)) && count++ == 0)
+			memcpy(only, addr, sizeof(only));
+		l += n;
+	}
+	if (count != 1)
+		return NULL;
+	if (!strcmp(only, "127.0.0.53"))
+		return "/run/systemd/resolve/resolv.conf";
+	if (!strcmp(only, "127.0.0.1"))
+		return "/run/NetworkManager/no-stub-resolv.conf";
+	return NULL;
+}
+
+char *lch_resolv_conf(bool own_netns)
+{
+	_cleanup_free_ char *text = NULL, *real = NULL;
+	const char *up;
+
+	/* No resolv.conf on the host: an empty one, as podman writes. */
+	if (su_read_file(AT_FDCWD, "/etc/resolv.conf", &text, NULL, 1 << 20) < 0)
+		text = strdup("");
+	if (!text || !own_netns)
+		return steal_pointer(&text);
+	up = stub_upstream(text);
+	if (up && su_read_file(AT_FDCWD, up, &real, NULL, 1 << 20) == 0)
+		return resolv_filter(real);
+	return resolv_filter(text);
 }

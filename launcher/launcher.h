@@ -35,6 +35,7 @@ struct lch_spec {
 	char **argv;    /* the final command (entrypoint + cmd) */
 	char **env;     /* KEY=VALUE, NULL-terminated */
 	char *workdir, *user, *hostname, *created;
+	char **extra_hosts; /* --add-host entries, "name:ip" */
 	bool tty, interactive, read_only, net_none, auto_remove;
 	struct lch_mount *mounts;
 	size_t nmounts;
@@ -62,6 +63,21 @@ char **lch_command(char *const *img_entry, char *const *img_cmd, const char *use
  * named user, *ngroups entries (max 64). */
 int lch_user_resolve(int rootfd, const char *user, uid_t *uid, gid_t *gid, gid_t *groups,
 		     size_t *ngroups, char **home, struct su_error *e);
+/* A host name the container can take: letters, digits, '-', '_', '.',
+ * starting with a letter or digit, at most 64 bytes. */
+bool lch_hostname_valid(const char *h);
+/* Docker's --add-host: "name:ip" or "name=ip" (an IPv6 address may be in
+ * brackets; "host-gateway" is the host, reachable only with host_net).
+ * *out: the entry as recorded, "name:ip". */
+int lch_extra_host_parse(const char *arg, bool host_net, char **out, struct su_error *e);
+/* The container's /etc/hosts: localhost (IPv4 and IPv6), the --add-host
+ * entries ("name:ip"), and the host name on 127.0.0.1 unless an entry
+ * names it.  NULL when out of memory. */
+char *lch_hosts_text(const char *hostname, char *const *extra_hosts);
+/* The container's /etc/resolv.conf: the host's as it is when the container
+ * shares the host's network; with a network namespace of its own, podman's
+ * rules (no loopback or IPv6 nameservers, Google's when none is left). */
+char *lch_resolv_conf(bool own_netns);
 
 /* ---- container state (launcher/state.c) ---- */
 
@@ -95,7 +111,12 @@ bool lch_proc_alive(const struct lch_proc *p);
 int lch_proc_get(pid_t pid, struct lch_proc *p);
 /* Every container id, sorted by creation (newest first). */
 int lch_list(const char *root, char ***ids, struct su_error *e);
-char *lch_now_rfc3339(void);
+/* Container timestamps are su_rfc3339_now(true); this name remains only
+ * for the caller in lifecycle.c. */
+static inline char *lch_now_rfc3339(void)
+{
+	return su_rfc3339_now(true);
+}
 
 /* ---- create / start / stop / rm (launcher/lifecycle.c) ---- */
 
@@ -148,16 +169,22 @@ struct lch_rootfs {
 	const struct lch_spec *spec;
 	struct vol_store *store;
 	bool have_netns; /* the container has its own network namespace */
+	const char *etc_dir; /* holds the container's hosts, hostname and
+			      * resolv.conf (NULL: the image's stay) */
 };
 
 /* In the container's new mount namespace: every mount of the container in
- * depth order, /proc /dev /sys and Docker's masked and read-only paths,
- * then pivot_root into merged. */
+ * depth order, /proc /dev /sys, the files of etc_dir over /etc, Docker's
+ * masked and read-only paths, then pivot_root into merged.  Read-only
+ * mounts are read-only with every mount below them. */
 int lch_rootfs_setup(const struct lch_rootfs *r, struct su_error *e);
 /* Opens path inside rootfd (RESOLVE_IN_ROOT), creating the missing
  * directories (or, when file, the last component as an empty file); never
  * creates through a symlink.  Returns an O_PATH fd or -1. */
 int lch_open_in_root(int rootfd, const char *path, bool file, struct su_error *e);
+/* Opens path inside rootfd (RESOLVE_IN_ROOT) as O_PATH | flags, creating
+ * nothing.  Returns the fd or -1 with errno set. */
+int lch_resolve_in_root(int rootfd, const char *path, int flags);
 /* Remounts the mount at path read-only, keeping the flags the kernel has
  * locked (nosuid, nodev, noexec, atime flags), as bubblewrap does. */
 int lch_remount_ro(const char *path, struct su_error *e);

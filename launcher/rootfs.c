@@ -1,6 +1,7 @@
 /* launcher/rootfs: the container's mounts over the union, in its own mount
  * namespace -- /proc, /dev, /sys, the volume/bind/tmpfs mounts in depth
- * order, Docker's masked and read-only paths -- then pivot_root.  Every
+ * order, the container's /etc/hosts, /etc/hostname and /etc/resolv.conf,
+ * Docker's masked and read-only paths -- then pivot_root.  Every
  * target is resolved inside the rootfs (openat2 RESOLVE_IN_ROOT) and
  * mounted through /proc/self/fd/N, so no symlink of the image can make a
  * mount land outside the container. */
@@ -14,6 +15,22 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+
+/* mount_setattr(2) (Linux 5.12), for headers older than it. */
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#endif
+
+/* struct mount_attr of the first version (MOUNT_ATTR_SIZE_VER0). */
+struct lch_mount_attr {
+	uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
 
 /* Docker's default masked and read-only paths (moby oci/defaults.go). */
 static const char *const masked_paths[] = {
@@ -39,6 +56,11 @@ static int openat2_in_root(int rootfd, const char *path, int flags)
 	if (!*rel)
 		rel = ".";
 	return (int)syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
+}
+
+int lch_resolve_in_root(int rootfd, const char *path, int flags)
+{
+	return openat2_in_root(rootfd, path, flags);
 }
 
 int lch_open_in_root(int rootfd, const char *path, bool file, struct su_error *e)
@@ -144,6 +166,26 @@ static char *fd_path(int fd)
 	return su_asprintf("/proc/self/fd/%d", fd);
 }
 
+/* Makes the mount whose root mfd is read-only together with every mount
+ * below it, as Docker 25 does for read-only binds: a submount of a bind's
+ * source must not stay writable.  Kernels before 5.12 lack mount_setattr;
+ * there only the mount itself turns read-only, as with older Docker. */
+static int make_ro(int mfd, const char *target, struct su_error *e)
+{
+	struct lch_mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+	_cleanup_free_ char *mp = NULL;
+
+	if (syscall(SYS_mount_setattr, mfd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
+		    sizeof(attr)) == 0)
+		return 0;
+	if (errno != ENOSYS)
+		return su_error_set(e, errno, "make %s read-only", target);
+	mp = fd_path(mfd);
+	if (!mp)
+		return su_error_set(e, ENOMEM, "make %s read-only", target);
+	return lch_remount_ro(mp, e);
+}
+
 /* Mounts (mount(2) arguments) at target inside the root; read-only after. */
 static int mount_in_root(int rootfd, const char *target, bool file, const char *src,
 			 const char *fstype, unsigned long flags, const char *data, bool ro,
@@ -151,7 +193,7 @@ static int mount_in_root(int rootfd, const char *target, bool file, const char *
 {
 	_cleanup_close_ int fd = lch_open_in_root(rootfd, target, file, e);
 	_cleanup_close_ int mfd = -1;
-	_cleanup_free_ char *p = NULL, *mp = NULL;
+	_cleanup_free_ char *p = NULL;
 
 	if (fd < 0)
 		return su_error_wrap(e, "mount %s", target);
@@ -162,10 +204,9 @@ static int mount_in_root(int rootfd, const char *target, bool file, const char *
 		return 0;
 	/* The fd still names the covered directory; reopen the new mount. */
 	mfd = openat2_in_root(rootfd, target, 0);
-	mp = mfd >= 0 ? fd_path(mfd) : NULL;
-	if (!mp)
+	if (mfd < 0)
 		return su_error_set(e, errno, "reopen %s", target);
-	if (lch_remount_ro(mp, e) < 0)
+	if (make_ro(mfd, target, e) < 0)
 		return su_error_wrap(e, "mount %s", target);
 	return 0;
 }
@@ -359,6 +400,57 @@ static int user_mounts(int rootfd, const struct lch_rootfs *r, struct su_error *
 	return 0;
 }
 
+/* ---- /etc/hosts, /etc/hostname, /etc/resolv.conf ---- */
+
+static const char *const etc_files[] = {"hosts", "hostname", "resolv.conf"};
+
+/* The user's mount at path or at a directory above it; NULL when none. */
+static const struct lch_mount *user_mount_over(const struct lch_spec *s, const char *path)
+{
+	const struct lch_mount *best = NULL;
+
+	for (size_t i = 0; i < s->nmounts; i++) {
+		const char *t = s->mounts[i].target;
+		size_t n = strlen(t);
+
+		if (strcmp(t, path) && !(su_str_has_prefix(path, t) && (path[n] == '/' || n == 1)))
+			continue;
+		if (!best || n > strlen(best->target))
+			best = &s->mounts[i];
+	}
+	return best;
+}
+
+/* Binds the files of r->etc_dir over the image's, as Docker and podman do.
+ * The user's own mount of one of them wins; inside a user's mount of /etc
+ * only a file that is there is covered (nothing is created in the user's
+ * data).  Read-only with a read-only root, as Docker makes them. */
+static int etc_mounts(int rootfd, const struct lch_rootfs *r, struct su_error *e)
+{
+	for (size_t i = 0; r->etc_dir && i < ARRAY_SIZE(etc_files); i++) {
+		_cleanup_free_ char *target = su_asprintf("/etc/%s", etc_files[i]);
+		_cleanup_free_ char *src = su_asprintf("%s/%s", r->etc_dir, etc_files[i]);
+		const struct lch_mount *m;
+
+		if (!target || !src)
+			return su_error_set(e, ENOMEM, "/etc/%s", etc_files[i]);
+		m = user_mount_over(r->spec, target);
+		if (m && !strcmp(m->target, target))
+			continue;
+		if (m) {
+			int fd = openat2_in_root(rootfd, target, 0);
+
+			if (fd < 0)
+				continue;
+			close(fd);
+		}
+		if (mount_in_root(rootfd, target, true, src, NULL, MS_BIND, NULL, r->spec->read_only,
+				  e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int pivot(int rootfd, struct su_error *e)
 {
 	/* pivot_root(".", "."): the old root ends up on top of the new one,
@@ -386,7 +478,7 @@ int lch_rootfs_setup(const struct lch_rootfs *r, struct su_error *e)
 	if (mount_proc(rootfd, e) < 0 || mount_dev(rootfd, e) < 0 ||
 	    mount_sys(rootfd, r->have_netns, e) < 0)
 		return su_error_wrap(e, "rootfs");
-	if (user_mounts(rootfd, r, e) < 0)
+	if (user_mounts(rootfd, r, e) < 0 || etc_mounts(rootfd, r, e) < 0)
 		return -1;
 	if (protect_paths(rootfd, e) < 0)
 		return su_error_wrap(e, "rootfs");

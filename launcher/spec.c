@@ -24,6 +24,7 @@ void lch_spec_free(struct lch_spec *s)
 	free(s->user);
 	free(s->hostname);
 	free(s->created);
+	su_strv_free(s->extra_hosts);
 	for (size_t i = 0; i < s->nmounts; i++)
 		mount_free(&s->mounts[i]);
 	free(s->mounts);
@@ -59,14 +60,14 @@ json_t *lch_spec_to_json(const struct lch_spec *s)
 	for (size_t i = 0; i < s->nmounts; i++)
 		json_array_append_new(mounts, mount_json(&s->mounts[i]));
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:{s:o, s:o, s:s, s:s, s:s, s:b, s:b},"
-			 " s:b, s:s, s:b, s:o}",
+			 " s:b, s:s, s:o, s:b, s:o}",
 			 "Id", s->id, "Name", s->name, "Image", s->image, "ImageID", s->image_id,
 			 "Created", s->created, "Layers", strv_json(s->layers), "Config", "Cmd",
 			 strv_json(s->argv), "Env", strv_json(s->env), "WorkingDir",
 			 s->workdir ? s->workdir : "", "User", s->user ? s->user : "", "Hostname",
 			 s->hostname, "Tty", s->tty, "OpenStdin", s->interactive, "ReadonlyRootfs",
-			 s->read_only, "NetworkMode", s->net_none ? "none" : "host", "AutoRemove",
-			 s->auto_remove, "Mounts", mounts);
+			 s->read_only, "NetworkMode", s->net_none ? "none" : "host", "ExtraHosts",
+			 strv_json(s->extra_hosts), "AutoRemove", s->auto_remove, "Mounts", mounts);
 }
 
 static char **json_strv(json_t *a)
@@ -130,13 +131,15 @@ int lch_spec_from_json(json_t *j, struct lch_spec *s, struct su_error *e)
 	net = json_string_value(json_object_get(j, "NetworkMode"));
 	s->net_none = net && !strcmp(net, "none");
 	s->auto_remove = json_is_true(json_object_get(j, "AutoRemove"));
+	/* Optional: no key reads as no entries. */
+	s->extra_hosts = json_strv(json_object_get(j, "ExtraHosts"));
 	s->nmounts = json_array_size(mounts);
 	s->mounts = calloc(s->nmounts + 1, sizeof(*s->mounts));
 	for (size_t i = 0; s->mounts && i < s->nmounts; i++)
 		if (mount_from_json(json_array_get(mounts, i), &s->mounts[i]) < 0)
 			return su_error_set(e, 0, "config.json: bad mount %zu", i);
 	if (!s->id || !s->name || !s->layers || !s->argv || !s->env || !s->mounts ||
-	    !s->layers[0] || !s->argv[0])
+	    !s->extra_hosts || !s->layers[0] || !s->argv[0])
 		return su_error_set(e, 0, "config.json: incomplete");
 	return 0;
 }

@@ -74,8 +74,9 @@ static int spawn_fs(const char *cdir, const struct lch_spec *spec, struct lch_pr
 	struct stat top, mnt;
 	pid_t pid;
 
-	opts = lower ? su_asprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, cdir,
-				   cdir)
+	/* The init layer (see make_init_layer) goes on top of the image. */
+	opts = lower ? su_asprintf("lowerdir=%s/init:%s,upperdir=%s/upper,workdir=%s/work", cdir,
+				   lower, cdir, cdir)
 		     : NULL;
 	if (!opts || !merged || !log || !bin)
 		return su_error_set(e, ENOMEM, "strata-fs");
@@ -177,7 +178,8 @@ static void init_main(const struct init_args *a)
 			       .volumes_dir = vols,
 			       .spec = a->spec,
 			       .store = a->store,
-			       .have_netns = a->spec->net_none};
+			       .have_netns = a->spec->net_none,
+			       .etc_dir = a->cdir};
 	struct su_error e = {0};
 	int slave = -1, master;
 
@@ -315,9 +317,62 @@ static void keeper_stdio(const char *cdir, const struct lch_spec *spec, bool att
 		signal(forwarded[i], ignore_signal);
 }
 
+static const char *const etc_names[] = {"hosts", "hostname", "resolv.conf"};
+
+/* The container's /etc/hosts, /etc/hostname and /etc/resolv.conf, made
+ * anew at each start in its directory dfd; rootfs.c binds them over the
+ * image's.  Modes are set explicitly: the caller's umask must not make
+ * them unreadable to the container's users. */
+static int write_etc_files(int dfd, const char *cdir, const struct lch_spec *spec,
+			   struct su_error *e)
+{
+	_cleanup_free_ char *hosts = NULL, *hostname = NULL, *resolv = NULL;
+	const char *text[ARRAY_SIZE(etc_names)];
+
+	if (!spec->hostname)
+		return su_error_set(e, EINVAL, "config.json: no host name");
+	text[0] = hosts = lch_hosts_text(spec->hostname, spec->extra_hosts);
+	text[1] = hostname = su_asprintf("%s\n", spec->hostname);
+	text[2] = resolv = lch_resolv_conf(spec->net_none);
+	if (!hosts || !hostname || !resolv)
+		return su_error_set(e, ENOMEM, "/etc files");
+	for (size_t i = 0; i < ARRAY_SIZE(etc_names); i++) {
+		int r = su_write_atomic(dfd, etc_names[i], text[i], strlen(text[i]), 0644);
+
+		if (r < 0 || fchmodat(dfd, etc_names[i], 0644, 0) < 0)
+			return su_error_set(e, r < 0 ? -r : errno, "write %s/%s", cdir, etc_names[i]);
+	}
+	return 0;
+}
+
+/* The init layer, Docker's idea: a lower layer above the image holding an
+ * empty file where each of those is bound, so the mount point exists
+ * without being made in the image or the writable layer (and an image's
+ * resolv.conf symlink is covered, not followed).  Its etc/ is the
+ * container's /etc directory: 0755 whatever the umask. */
+static int make_init_layer(int dfd, const char *cdir, struct su_error *e)
+{
+	static const char *const dirs[] = {"init", "init/etc"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+		if ((mkdirat(dfd, dirs[i], 0755) < 0 && errno != EEXIST) ||
+		    fchmodat(dfd, dirs[i], 0755, 0) < 0)
+			return su_error_set(e, errno, "mkdir %s/%s", cdir, dirs[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(etc_names); i++) {
+		_cleanup_free_ char *p = su_asprintf("init/etc/%s", etc_names[i]);
+		_cleanup_close_ int fd =
+			p ? openat(dfd, p, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644) : -1;
+
+		if (fd < 0 || fchmod(fd, 0644) < 0)
+			return su_error_set(e, errno, "create %s/%s", cdir, p ? p : etc_names[i]);
+	}
+	return 0;
+}
+
 static int keeper_setup(const char *cdir, const struct lch_spec *spec, struct su_error *e)
 {
 	static const char *const dirs[] = {"upper", "work", "merged"};
+	_cleanup_close_ int dfd = -1;
 
 	if (unshare(CLONE_NEWNS) < 0)
 		return su_error_set(e, errno, "new mount namespace");
@@ -330,7 +385,11 @@ static int keeper_setup(const char *cdir, const struct lch_spec *spec, struct su
 		if (!p || (mkdir(p, 0755) < 0 && errno != EEXIST))
 			return su_error_set(e, errno, "mkdir %s", p ? p : dirs[i]);
 	}
-	(void)spec;
+	dfd = open(cdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return su_error_set(e, errno, "open %s", cdir);
+	if (write_etc_files(dfd, cdir, spec, e) < 0 || make_init_layer(dfd, cdir, e) < 0)
+		return -1;
 	return 0;
 }
 
@@ -383,7 +442,7 @@ static int keeper_run(const char *root, const char *cdir, struct lch_spec *spec,
 	}
 	close(sv[0]);
 	lch_proc_get(init, &st.init);
-	st.started_at = lch_now_rfc3339();
+	st.started_at = su_rfc3339_now(true);
 	lch_state_write(root, spec->id, &st);
 	report(status_fd, "OK %d\n", (int)init);
 	if (status_fd >= 0)
@@ -403,7 +462,7 @@ static int keeper_run(const char *root, const char *cdir, struct lch_spec *spec,
 		stop_fs(cdir, st.fs.pid);
 	st.status = LCH_EXITED;
 	st.exit_code = code;
-	st.finished_at = lch_now_rfc3339();
+	st.finished_at = su_rfc3339_now(true);
 	lch_state_write(root, spec->id, &st);
 	lch_state_free(&st);
 	if (spec->auto_remove && lch_rm(root, spec->id, false, true, &e) < 0)
@@ -422,7 +481,7 @@ fail:
 	st.status = LCH_EXITED;
 	st.exit_code = 125;
 	st.error = strdup(e.msg);
-	st.finished_at = lch_now_rfc3339();
+	st.finished_at = su_rfc3339_now(true);
 	lch_state_write(root, spec->id, &st);
 	lch_state_free(&st);
 	if (spec->auto_remove)

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 char *lch_containers_dir(const char *root)
 {
@@ -18,18 +17,6 @@ char *lch_containers_dir(const char *root)
 	if (d)
 		su_mkdir_p(AT_FDCWD, d, 0700);
 	return d;
-}
-
-char *lch_now_rfc3339(void)
-{
-	struct timespec ts;
-	struct tm tm;
-	char buf[64];
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-	return su_asprintf("%s.%09ldZ", buf, ts.tv_nsec);
 }
 
 static json_t *load_json(const char *root, const char *id, const char *file)

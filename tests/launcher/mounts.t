@@ -1,8 +1,8 @@
 #!/bin/bash
 # tests/launcher/mounts.t: the container's mounts -- bind, named and
-# anonymous volumes, tmpfs, read-only mounts and root, /proc /dev /sys and
-# the masked paths, and symlinks of the image that try to send a mount
-# outside the container.
+# anonymous volumes, tmpfs, read-only mounts (recursively) and root, /proc
+# /dev /sys and the masked paths, and symlinks of the image that try to
+# send a mount outside the container.
 # rootless: yes
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/lch.sh"
@@ -18,6 +18,25 @@ t_is "$(run -v "$T/host:/srv/x:ro" sh -c 'echo no >/srv/x/ro.txt' 2>&1)" \
 t_fail "nothing was written" test -e "$T/host/ro.txt"
 t_is "$(run --mount "type=bind,src=$T/host/h.txt,dst=/etc/hostname,readonly" cat /etc/hostname)" \
 	"from the host" "--mount binds a single file"
+
+# A read-only bind is read-only all the way down, as with Docker 25:
+# mount_setattr(AT_RECURSIVE) over what the source has mounted below it.
+mkdir -p "$T/rsrc/sub"
+echo "$T/rsrc/sub" >>"$T/.mounts"
+if mount -t tmpfs tmpfs "$T/rsrc/sub" 2>/dev/null; then
+	echo in >"$T/rsrc/sub/f"
+	t_is "$(run -v "$T/rsrc:/r:ro" sh -c 'cat /r/sub/f; touch /r/sub/x' 2>&1)" \
+		"$(printf 'in\ntouch: /r/sub/x: Read-only file system')" \
+		"-v :ro of a tree with a submount: the submount is read-only too"
+	t_is "$(run --mount "type=bind,src=$T/rsrc,dst=/r,readonly" \
+		sh -c 'touch /r/sub/x; grep -c " /r/sub ro," /proc/self/mountinfo' 2>&1)" \
+		"$(printf 'touch: /r/sub/x: Read-only file system\n1')" "--mount readonly: the same"
+	t_is "$(run -v "$T/rsrc:/r" sh -c 'touch /r/sub/x && echo ok')" "ok" \
+		"a rw bind leaves its submount writable"
+	t_ok "the host's submount stays writable" touch "$T/rsrc/sub/y"
+else
+	t_skip "read-only submounts" "cannot mount a tmpfs here"
+fi
 
 t_is "$(run -v data:/var/lib/data ls /var/lib/data)" "$(printf 'nested\nrecords.csv\nseed.txt')" \
 	"a new named volume is populated from the image"
