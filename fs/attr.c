@@ -121,8 +121,10 @@ int sfs_setattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *attr, int va
 		return r;
 	up = sfs_node_upper(n);
 	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? sfs_uid_to_disk(fs, attr->st_uid) : (uid_t)-1;
-		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? sfs_gid_to_disk(fs, attr->st_gid) : (gid_t)-1;
+		uid_t uid =
+		    (valid & FUSE_SET_ATTR_UID) ? sfs_uid_to_disk(fs, attr->st_uid) : (uid_t)-1;
+		gid_t gid =
+		    (valid & FUSE_SET_ATTR_GID) ? sfs_gid_to_disk(fs, attr->st_gid) : (gid_t)-1;
 		r = sfs_fchown(up, uid, gid);
 		if (r < 0)
 			return r;

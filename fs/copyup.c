@@ -97,8 +97,8 @@ static int set_origin(struct sfs_fs *fs, struct sfs_node *n, int fd)
 
 /* Creates the object of type st in the workdir as tmp; returns an O_PATH
  * fd to it, and in *wfd a writable fd for regular files. */
-static int create_tmp(struct sfs_fs *fs, struct sfs_node *n, const struct stat *st,
-		      const char *tmp, int *wfd)
+static int create_tmp(struct sfs_fs *fs, struct sfs_node *n, const struct stat *st, const char *tmp,
+		      int *wfd)
 {
 	char target[PATH_MAX];
 	int r;
@@ -302,7 +302,8 @@ int sfs_copy_up(struct sfs_fs *fs, struct sfs_node *n, enum sfs_cu how)
 		char *name;
 		int r, up = sfs_node_upper(n);
 
-		if (up >= 0 && (how == SFS_CU_META || !__atomic_load_n(&n->metacopy, __ATOMIC_ACQUIRE)))
+		if (up >= 0 &&
+		    (how == SFS_CU_META || !__atomic_load_n(&n->metacopy, __ATOMIC_ACQUIRE)))
 			return 0;
 		if (!fs->upper)
 			return -EROFS;

@@ -246,8 +246,7 @@ static void drop_name(struct sfs_fs *fs, struct sfs_node *n, struct sfs_node *pa
 }
 
 /* Marks the node of ino as no longer reachable through parent/name. */
-static void forget_name(struct sfs_fs *fs, uint64_t ino, struct sfs_node *parent,
-			const char *name)
+static void forget_name(struct sfs_fs *fs, uint64_t ino, struct sfs_node *parent, const char *name)
 {
 	struct sfs_node *n = sfs_node_find(fs, ino, false);
 

@@ -94,8 +94,8 @@ int sfs_file_readfd(struct sfs_fs *fs, struct sfs_file *f)
 		} else {
 			if (f->lowfd < 0)
 				f->lowfd = f->node->nlow
-						   ? sfs_reopen(fs, f->node->low[0].fd, O_RDONLY)
-						   : -EIO;
+					       ? sfs_reopen(fs, f->node->low[0].fd, O_RDONLY)
+					       : -EIO;
 			fd = f->lowfd;
 			if (f->lowfd < 0)
 				f->lowfd = -1; /* an error this time, a retry next */
@@ -195,6 +195,14 @@ void sfs_read_pipe_drain(struct sfs_fs *fs)
 			break;
 }
 
+static bool any_fuse_layer(struct sfs_fs *fs)
+{
+	for (int i = 0; i < fs->nlayers; i++)
+		if (fs->layers[i].fuse)
+			return true;
+	return false;
+}
+
 int sfs_read_to_pipe(struct sfs_fs *fs, int fd, size_t size, off_t off, size_t *got)
 {
 	struct read_pipe *rp = read_pipe(fs);
@@ -213,10 +221,12 @@ int sfs_read_to_pipe(struct sfs_fs *fs, int fd, size_t size, off_t off, size_t *
 			return e == EINVAL ? -ENOBUFS : -e; /* no splice from it */
 		}
 		if (n == 0) {
-			/* some filesystems end a splice early on an error:
-			 * only a read tells the end of the file from it */
+			/* FUSE ends a splice early on an error: only a read
+			 * tells the end of the file from it */
 			char c;
-			ssize_t r = pread(fd, &c, 1, at);
+			ssize_t r = 0;
+			if (any_fuse_layer(fs))
+				r = pread(fd, &c, 1, at);
 			if (r == 0)
 				break;
 			sfs_read_pipe_drain(fs);

@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/vfs.h>
 #include <xxhash.h>
 
 #ifndef FS_IOC_GETFSUUID
@@ -31,8 +32,7 @@ static bool in_initial_userns(void)
 
 	if (su_read_file(AT_FDCWD, "/proc/self/uid_map", &map, NULL, 4096) < 0)
 		return false;
-	return sscanf(map, "%lu %lu %lu", &a, &b, &c) == 3 && a == 0 && b == 0 &&
-	       c == 4294967295UL;
+	return sscanf(map, "%lu %lu %lu", &a, &b, &c) == 3 && a == 0 && b == 0 && c == 4294967295UL;
 }
 
 static int open_layer(struct sfs_fs *fs, struct sfs_layer *l, const char *path, bool upper,
@@ -55,10 +55,13 @@ static int open_layer(struct sfs_fs *fs, struct sfs_layer *l, const char *path, 
 	rfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (rfd >= 0) {
 		struct fsuuid2 u = {.len = 16};
+		struct statfs sfs;
 		if (ioctl(rfd, FS_IOC_GETFSUUID, &u) == 0 && u.len == 16) {
 			memcpy(l->uuid, u.uuid, 16);
 			l->has_uuid = true;
 		}
+		/* a FUSE layer may end a splice early on an error (file.c) */
+		l->fuse = fstatfs(rfd, &sfs) == 0 && sfs.f_type == 0x65735546;
 		close(rfd);
 	}
 	for (int i = 0; i < fs->nlayers; i++)
@@ -86,7 +89,8 @@ static int prepare_workdir(struct sfs_fs *fs, const char *workdir, char *err, si
 		return -errno;
 	}
 	if (fstat(wfd, &st) < 0 || st.st_dev != fs->upper->dev) {
-		snprintf(err, errlen, "workdir \"%s\" and upperdir \"%s\" must be on the same filesystem",
+		snprintf(err, errlen,
+			 "workdir \"%s\" and upperdir \"%s\" must be on the same filesystem",
 			 workdir, fs->upper->path);
 		return -EXDEV;
 	}
@@ -141,12 +145,14 @@ static int check_overlap(struct sfs_fs *fs, char *err, size_t errlen)
 	}
 	for (int i = 0; i < n && r == 0; i++)
 		for (int j = 0; j < n && r == 0; j++) {
-			bool writable = (i < fs->nlayers && fs->layers[i].upper) || i == fs->nlayers;
+			bool writable =
+			    (i < fs->nlayers && fs->layers[i].upper) || i == fs->nlayers;
 			if (i == j || !path_within(real[j], real[i]))
 				continue;
 			if (!writable && !strcmp(real[i], real[j]))
 				continue; /* one lower listed twice is harmless */
-			snprintf(err, errlen, "\"%s\" and \"%s\" overlap: layers must not contain each other",
+			snprintf(err, errlen,
+				 "\"%s\" and \"%s\" overlap: layers must not contain each other",
 				 real[j], real[i]);
 			r = -ELOOP;
 		}
@@ -466,10 +472,9 @@ unsigned sfs_ox_present(struct sfs_fs *fs, int fd)
 		const char *name;
 		unsigned bit;
 	} ours[] = {
-		{"opaque", SFS_OX_OPAQUE},     {"redirect", SFS_OX_REDIRECT},
-		{"metacopy", SFS_OX_METACOPY}, {"origin", SFS_OX_ORIGIN},
-		{"strata.ino", SFS_OX_INO},    {"nlink", SFS_OX_NLINK},
-		{"impure", SFS_OX_IMPURE},
+	    {"opaque", SFS_OX_OPAQUE}, {"redirect", SFS_OX_REDIRECT}, {"metacopy", SFS_OX_METACOPY},
+	    {"origin", SFS_OX_ORIGIN}, {"strata.ino", SFS_OX_INO},    {"nlink", SFS_OX_NLINK},
+	    {"impure", SFS_OX_IMPURE},
 	};
 	char stackbuf[1024];
 	_cleanup_free_ char *heap = NULL;
@@ -500,8 +505,8 @@ bool sfs_lower_dir_opaque(struct sfs_fs *fs, int fd)
 	struct stat st;
 
 	if (sfs_ox_present(fs, fd) & SFS_OX_FOREIGN_OPAQUE) {
-		if (xattr_is_y(fs, fd, fs->xp[0] == 't' ? "trusted.overlay.opaque"
-							: "user.overlay.opaque"))
+		if (xattr_is_y(fs, fd,
+			       fs->xp[0] == 't' ? "trusted.overlay.opaque" : "user.overlay.opaque"))
 			return true;
 		if (fs->xp[0] == 't' && xattr_is_y(fs, fd, "user.overlay.opaque"))
 			return true;

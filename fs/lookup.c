@@ -45,8 +45,8 @@ static bool has_oci_whiteout(int dirfd, const char *name)
 
 /* Looks for name in the candidate lower dirs; want_dirs collects the
  * stack of a merged directory, otherwise the first object is taken. */
-static int scan_lowers(struct sfs_fs *fs, const struct sfs_lower *dirs, int ndirs,
-		       const char *name, bool upper_dir, bool upper_nondir, struct sfs_res *res)
+static int scan_lowers(struct sfs_fs *fs, const struct sfs_lower *dirs, int ndirs, const char *name,
+		       bool upper_dir, bool upper_nondir, struct sfs_res *res)
 {
 	if (su_str_has_prefix(name, ".wh."))
 		return 0;
@@ -284,7 +284,8 @@ static int resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 		} else {
 			r = scan_lowers(fs, parent->low + start, parent->nlow - start, name,
 					upper_dir, upper_nondir, res);
-			if (r == 0 && res->nlow && !(res->lowpath = join_path(parent->lowpath, name)))
+			if (r == 0 && res->nlow &&
+			    !(res->lowpath = join_path(parent->lowpath, name)))
 				r = -ENOMEM;
 		}
 		if (r < 0) {

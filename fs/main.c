@@ -12,15 +12,18 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: strata-fs [SOURCE] MOUNTPOINT -o lowerdir=DIR[:DIR...][,upperdir=DIR,workdir=DIR][,OPTIONS]\n"
+		"usage: strata-fs [SOURCE] MOUNTPOINT -o "
+		"lowerdir=DIR[:DIR...][,upperdir=DIR,workdir=DIR][,OPTIONS]\n"
 		"\n"
 		"A copy-on-write union filesystem in the overlayfs format.\n"
 		"\n"
 		"  -o lowerdir=A:B      read-only layers, the leftmost on top\n"
 		"  -o upperdir=DIR      the writable layer (without it the mount is read-only)\n"
 		"  -o workdir=DIR       scratch directory on the upper's filesystem\n"
-		"  -o uidmapping=C:H:N[:C:H:N...], gidmapping=...  ids shown C..C+N-1 are H..H+N-1 on disk\n"
-		"  -o squash_to_root, squash_to_uid=N, squash_to_gid=N   show every file owned by these ids\n"
+		"  -o uidmapping=C:H:N[:C:H:N...], gidmapping=...  ids shown C..C+N-1 are H..H+N-1 "
+		"on disk\n"
+		"  -o squash_to_root, squash_to_uid=N, squash_to_gid=N   show every file owned by "
+		"these ids\n"
 		"  -o static_nlink      directories report a link count of 1\n"
 		"  -o noxattrs=1        no extended attributes through the mount\n"
 		"  -o fsync=0, volatile no fsync: faster, not crash safe\n"
@@ -36,7 +39,8 @@ static void usage(FILE *f)
 		"  -d                   debug output (implies -f)\n"
 		"  -h, --help           this text\n"
 		"  -V, --version        version\n"
-		"FUSE mount options (ro, allow_other, default_permissions, fsname=, ...) are passed on;\n"
+		"FUSE mount options (ro, allow_other, default_permissions, fsname=, ...) are "
+		"passed on;\n"
 		"unknown options are reported and ignored.\n");
 }
 

@@ -9,7 +9,7 @@
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 
-#define FS(req)       ((struct sfs_fs *)fuse_req_userdata(req))
+#define FS(req)	      ((struct sfs_fs *)fuse_req_userdata(req))
 #define NODE(req, id) sfs_node_get(FS(req), id)
 #define FILEOF(fi)    ((struct sfs_file *)(uintptr_t)(fi)->fh)
 #define DIROF(fi)     ((struct sfs_dir *)(uintptr_t)(fi)->fh)
@@ -126,13 +126,12 @@ static void make(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 {
 	struct fuse_entry_param e;
 	struct sfs_ctx ctx = req_ctx(req);
-	int r = sfs_create_node(FS(req), NODE(req, parent), name, mode, rdev, link, &ctx, &e,
-				NULL, 0);
+	int r =
+	    sfs_create_node(FS(req), NODE(req, parent), name, mode, rdev, link, &ctx, &e, NULL, 0);
 	reply_entry_or_err(req, r, &e);
 }
 
-static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		     dev_t rdev)
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
 	make(req, parent, name, mode, rdev, NULL);
 }
@@ -275,8 +274,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].size = got;
 	buf.buf[0].flags = FUSE_BUF_IS_FD;
 	buf.buf[0].fd = p;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
-	sfs_read_pipe_drain(fs);
+	/* on success the reply took every byte from the pipe */
+	if (fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE) != 0)
+		sfs_read_pipe_drain(fs);
 }
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
@@ -520,8 +520,9 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 		fuse_reply_err(req, r < 0 ? -r : 0);
 		return;
 	}
-	bits = c->uid == st.st_uid ? (st.st_mode >> 6) : c->gid == st.st_gid ? (st.st_mode >> 3)
-									    : st.st_mode;
+	bits = c->uid == st.st_uid   ? (st.st_mode >> 6)
+	       : c->gid == st.st_gid ? (st.st_mode >> 3)
+				     : st.st_mode;
 	fuse_reply_err(req, ((bits & 7) & mask) == (unsigned)mask ? 0 : EACCES);
 }
 
@@ -591,39 +592,39 @@ int sfs_lookup_hint(struct sfs_fs *fs, struct sfs_node *parent, const char *name
 }
 
 const struct fuse_lowlevel_ops sfs_ops = {
-	.init = op_init,
-	.lookup = op_lookup,
-	.forget = op_forget,
-	.forget_multi = op_forget_multi,
-	.getattr = op_getattr,
-	.setattr = op_setattr,
-	.readlink = op_readlink,
-	.mknod = op_mknod,
-	.mkdir = op_mkdir,
-	.symlink = op_symlink,
-	.unlink = op_unlink,
-	.rmdir = op_rmdir,
-	.rename = op_rename,
-	.link = op_link,
-	.open = op_open,
-	.create = op_create,
-	.read = op_read,
-	.write_buf = op_write_buf,
-	.flush = op_flush,
-	.release = op_release,
-	.fsync = op_fsync,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.readdirplus = op_readdirplus,
-	.releasedir = op_releasedir,
-	.fsyncdir = op_fsyncdir,
-	.statfs = op_statfs,
-	.setxattr = op_setxattr,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
-	.removexattr = op_removexattr,
-	.access = op_access,
-	.fallocate = op_fallocate,
-	.lseek = op_lseek,
-	.copy_file_range = op_copy_file_range,
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .symlink = op_symlink,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .rename = op_rename,
+    .link = op_link,
+    .open = op_open,
+    .create = op_create,
+    .read = op_read,
+    .write_buf = op_write_buf,
+    .flush = op_flush,
+    .release = op_release,
+    .fsync = op_fsync,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .releasedir = op_releasedir,
+    .fsyncdir = op_fsyncdir,
+    .statfs = op_statfs,
+    .setxattr = op_setxattr,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .removexattr = op_removexattr,
+    .access = op_access,
+    .fallocate = op_fallocate,
+    .lseek = op_lseek,
+    .copy_file_range = op_copy_file_range,
 };

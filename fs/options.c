@@ -8,20 +8,25 @@
 
 /* FUSE and mount(8) options handed to libfuse as they are. */
 static const char *const fuse_passthrough[] = {
-	"allow_other", "allow_root", "default_permissions", "auto_unmount", "blkdev", "ro", "rw",
-	"suid", "nosuid", "dev", "nodev", "exec", "noexec", "async", "sync", "atime", "noatime",
-	"diratime", "nodiratime", "relatime", "norelatime", "strictatime", "nostrictatime",
-	"lazytime", "nolazytime", "dirsync", NULL,
+    "allow_other",  "allow_root",    "default_permissions",
+    "auto_unmount", "blkdev",	     "ro",
+    "rw",	    "suid",	     "nosuid",
+    "dev",	    "nodev",	     "exec",
+    "noexec",	    "async",	     "sync",
+    "atime",	    "noatime",	     "diratime",
+    "nodiratime",   "relatime",	     "norelatime",
+    "strictatime",  "nostrictatime", "lazytime",
+    "nolazytime",   "dirsync",	     NULL,
 };
 static const char *const fuse_passthrough_kv[] = {
-	"fsname=", "subtype=", "max_read=", "blksize=", "context=", "fscontext=", "defcontext=",
-	"rootcontext=", NULL,
+    "fsname=",	  "subtype=",	 "max_read=",	 "blksize=", "context=",
+    "fscontext=", "defcontext=", "rootcontext=", NULL,
 };
 /* Accepted for compatibility, with no effect here. */
 static const char *const ignored[] = {
-	"defaults", "noauto", "auto", "user", "users", "nouser", "_netdev", "nofail", "noacl",
-	"fast_ino", "xino", "redirect_dir", "plugins", "xattr_permissions", "debug", "nfs_export",
-	NULL,
+    "defaults", "noauto",     "auto",	  "user", "users",	  "nouser",  "_netdev",
+    "nofail",	"noacl",      "fast_ino", "xino", "redirect_dir", "plugins", "xattr_permissions",
+    "debug",	"nfs_export", NULL,
 };
 
 void sfs_opts_init(struct sfs_opts *o)

@@ -27,8 +27,8 @@
 #include <sys/uio.h>
 
 /* Protocol 7.40 values, absent from bookworm's headers. */
-#define PT_FUSE_INIT_OP      26
-#define PT_INIT_EXT          (1u << 30)
+#define PT_FUSE_INIT_OP	     26
+#define PT_INIT_EXT	     (1u << 30)
 #define PT_FLAGS2_PASSTHRU   (1u << (37 - 32))
 #define PT_FOPEN_KEEP_CACHE  (1u << 1)
 #define PT_FOPEN_PASSTHROUGH (1u << 7)
@@ -42,19 +42,19 @@ struct pt_backing_map {
 #define PT_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
 
 /* Offsets in the wire structures (fuse_kernel.h 7.40). */
-#define IN_HDR_LEN       40 /* fuse_in_header */
-#define IN_OPCODE        4
-#define IN_UNIQUE        8
-#define INIT_IN_FLAGS    12
-#define INIT_IN_FLAGS2   16
-#define OUT_UNIQUE       8  /* fuse_out_header */
-#define OUT_ERROR        4
-#define INIT_OUT_FLAGS   12
-#define INIT_OUT_FLAGS2  32
-#define INIT_OUT_STACK   36
-#define INIT_OUT_MIN     40
-#define OPEN_OUT_LEN     16 /* fuse_open_out: fh, open_flags, backing_id */
-#define OPEN_OUT_FLAGS   8
+#define IN_HDR_LEN	 40 /* fuse_in_header */
+#define IN_OPCODE	 4
+#define IN_UNIQUE	 8
+#define INIT_IN_FLAGS	 12
+#define INIT_IN_FLAGS2	 16
+#define OUT_UNIQUE	 8 /* fuse_out_header */
+#define OUT_ERROR	 4
+#define INIT_OUT_FLAGS	 12
+#define INIT_OUT_FLAGS2	 32
+#define INIT_OUT_STACK	 36
+#define INIT_OUT_MIN	 40
+#define OPEN_OUT_LEN	 16 /* fuse_open_out: fh, open_flags, backing_id */
+#define OPEN_OUT_FLAGS	 8
 #define OPEN_OUT_BACKING 12
 
 /* The backing id the open reply being sent by this thread should carry:
@@ -167,10 +167,10 @@ static ssize_t pt_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_
 int sfs_pt_setup(struct sfs_fs *fs, struct fuse_session *se)
 {
 	static const struct fuse_custom_io io = {
-		.writev = pt_writev,
-		.read = pt_read,
-		.splice_receive = pt_splice,
-		.splice_send = pt_splice,
+	    .writev = pt_writev,
+	    .read = pt_read,
+	    .splice_receive = pt_splice,
+	    .splice_send = pt_splice,
 	};
 
 	/* writeback caching and passthrough exclude each other in the
@@ -223,7 +223,8 @@ void sfs_pt_open(struct sfs_fs *fs, struct sfs_file *f)
 		}
 		n->pt_id = id;
 		if (id)
-			su_debug("passthrough: %#llx on backing %d", (unsigned long long)n->ino, id);
+			su_debug("passthrough: %#llx on backing %d", (unsigned long long)n->ino,
+				 id);
 	}
 	if (id) {
 		n->pt_opens++;

@@ -40,7 +40,8 @@ static size_t pick(struct sfs_fs *fs, long fds, long target, struct victim **out
 	want = nodes ? (size_t)((fds - target) * (long)nodes / fds) + 1 : 0;
 	v = calloc(nodes + 1, sizeof(*v));
 	if (v) {
-		HASH_ITER(hh, fs->nodes, n, tmp) {
+		HASH_ITER(hh, fs->nodes, n, tmp)
+		{
 			/* directories are few, and dropping one would wait for
 			 * every lookup in its parent */
 			if (n->refs == 0 && n->nlookup > 0 && n != fs->root && !n->unlinked &&
@@ -137,8 +138,8 @@ static void *prune_thread(void *arg)
 	while (!fs->prune.stop) {
 		bool forced = fs->prune.forced;
 		/* nothing to drop last time: wait to be asked again */
-		if (!forced && (idle || __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED) <=
-						fs->prune.high)) {
+		if (!forced &&
+		    (idle || __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED) <= fs->prune.high)) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 2;
@@ -163,8 +164,8 @@ int sfs_prune_start(struct sfs_fs *fs, struct fuse_session *se)
 {
 	struct rlimit rl;
 	long limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-			     ? (long)rl.rlim_cur
-			     : 1L << 20;
+			 ? (long)rl.rlim_cur
+			 : 1L << 20;
 
 	/* room for open files, copy-ups and up to 32 requests in flight,
 	 * each holding a few fds while it resolves a name */
@@ -206,7 +207,8 @@ void sfs_prune_account(struct sfs_fs *fs, long delta)
 
 bool sfs_prune_pressure(struct sfs_fs *fs)
 {
-	return fs->prune.running && __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED) > fs->prune.high;
+	return fs->prune.running &&
+	       __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED) > fs->prune.high;
 }
 
 bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir)
@@ -216,8 +218,8 @@ bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir)
 
 	/* the pruner may be waiting for the kernel to let go of dir, which
 	 * this request holds: waiting for it would only time out */
-	if (!fs->prune.running || (dir && __atomic_load_n(&fs->prune.notifying,
-							   __ATOMIC_ACQUIRE) == dir))
+	if (!fs->prune.running ||
+	    (dir && __atomic_load_n(&fs->prune.notifying, __ATOMIC_ACQUIRE) == dir))
 		return false;
 	pthread_mutex_lock(&fs->prune.lock);
 	for (int i = 0; dir && slot < 0 && i < SFS_PRUNE_BUSY; i++)

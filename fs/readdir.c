@@ -41,14 +41,14 @@ static int seen_add(struct builder *b, const char *name)
 static void seen_free(struct builder *b)
 {
 	struct seen *s, *t;
-	HASH_ITER(hh, b->set, s, t) {
+	HASH_ITER(hh, b->set, s, t)
+	{
 		HASH_DEL(b->set, s);
 		free(s);
 	}
 }
 
-static int add_entry(struct builder *b, const char *name, uint64_t ino, int pos,
-		     unsigned char type)
+static int add_entry(struct builder *b, const char *name, uint64_t ino, int pos, unsigned char type)
 {
 	if (b->n == b->cap) {
 		size_t nc = b->cap ? b->cap * 2 : 64;

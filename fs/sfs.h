@@ -73,17 +73,18 @@ uint32_t sfs_idmap_to_disk(const struct sfs_idmap *m, uint32_t shown);
 /* One layer directory.  Index 0 of fs->layers is the upper when there is
  * one; lowers follow top first. */
 struct sfs_layer {
-	int fd;           /* O_PATH|O_DIRECTORY root */
+	int fd; /* O_PATH|O_DIRECTORY root */
 	char *path;
-	unsigned fsidx;   /* index of its filesystem (st_dev) among the layers */
+	unsigned fsidx; /* index of its filesystem (st_dev) among the layers */
 	dev_t dev;
 	bool upper;
 	uint8_t uuid[16]; /* filesystem uuid for overlayfs file handles */
 	bool has_uuid;
+	bool fuse; /* on a FUSE filesystem */
 };
 
 struct sfs_lower {
-	int fd;    /* O_PATH, owned by the node */
+	int fd;	   /* O_PATH, owned by the node */
 	int layer; /* index into fs->layers */
 };
 
@@ -93,27 +94,27 @@ struct sfs_lower {
  * Lock order: a node's lock may be taken while holding no other node lock;
  * copy-up of parents completes before the child's lock is taken. */
 struct sfs_node {
-	uint64_t ino;          /* presented st_ino (imm); key of fs->nodes */
+	uint64_t ino; /* presented st_ino (imm); key of fs->nodes */
 	UT_hash_handle hh;
-	uint64_t nlookup;      /* kernel references (fs->table_lock) */
-	uint64_t refs;         /* child aliases and open handles (fs->table_lock) */
-	mode_t type;           /* S_IFMT bits (imm) */
-	pthread_mutex_t lock;  /* serializes copy-up; guards the fields below */
+	uint64_t nlookup;	 /* kernel references (fs->table_lock) */
+	uint64_t refs;		 /* child aliases and open handles (fs->table_lock) */
+	mode_t type;		 /* S_IFMT bits (imm) */
+	pthread_mutex_t lock;	 /* serializes copy-up; guards the fields below */
 	struct sfs_node *parent; /* one name of this node: parent holds a ref */
 	char *name;
-	int upper;             /* O_PATH fd of the upper object or -1 */
-	bool metacopy;         /* upper holds metadata only, data is low[0] */
-	bool indexed;          /* upper lives in workdir/index (hard links) */
-	bool unlinked;         /* no name left in the merged tree */
-	int nlow;              /* (imm) */
+	int upper;	       /* O_PATH fd of the upper object or -1 */
+	bool metacopy;	       /* upper holds metadata only, data is low[0] */
+	bool indexed;	       /* upper lives in workdir/index (hard links) */
+	bool unlinked;	       /* no name left in the merged tree */
+	int nlow;	       /* (imm) */
 	struct sfs_lower *low; /* (imm) dirs: merged lowers; others: at most 1 */
-	char *lowpath;         /* (imm) path of low[] below the layer roots */
+	char *lowpath;	       /* (imm) path of low[] below the layer roots */
 	/* open files by I/O mode (passthrough.c), under lock */
-	int32_t pt_id;         /* backing id shared by passthrough opens, or 0 */
+	int32_t pt_id; /* backing id shared by passthrough opens, or 0 */
 	unsigned pt_opens, cached_opens;
-	bool pt_used;          /* passthrough I/O since the last cached open */
-	uint64_t tick;         /* fs->tick at the last lookup (table_lock) */
-	int fds;               /* fds counted for prune.c at publish (imm) */
+	bool pt_used;  /* passthrough I/O since the last cached open */
+	uint64_t tick; /* fs->tick at the last lookup (table_lock) */
+	int fds;       /* fds counted for prune.c at publish (imm) */
 };
 
 #define SFS_PRUNE_BUSY 32 /* the most request threads */
@@ -122,42 +123,42 @@ struct sfs_fs {
 	struct sfs_opts *o;
 	struct sfs_layer *layers;
 	int nlayers;
-	struct sfs_layer *upper;  /* &layers[0] or NULL when read-only */
-	int first_lower;          /* index of the top lower in layers */
-	int workfd;               /* workdir/work: temporaries, O_PATH */
-	int indexfd;              /* workdir/index or -1 */
-	int procfd;               /* /proc/self/fd, to reopen O_PATH fds */
-	char xp[24];              /* "trusted.overlay." or "user.overlay." */
+	struct sfs_layer *upper; /* &layers[0] or NULL when read-only */
+	int first_lower;	 /* index of the top lower in layers */
+	int workfd;		 /* workdir/work: temporaries, O_PATH */
+	int indexfd;		 /* workdir/index or -1 */
+	int procfd;		 /* /proc/self/fd, to reopen O_PATH fds */
+	char xp[24];		 /* "trusted.overlay." or "user.overlay." */
 	size_t xplen;
-	uid_t uid;                /* daemon's own ids, to spot root */
+	uid_t uid; /* daemon's own ids, to spot root */
 	struct sfs_node *root;
 	pthread_mutex_t table_lock; /* guards nodes, nlookup, refs */
 	struct sfs_node *nodes;
-	uint64_t tmpseq;          /* atomic counter for temporary names */
-	unsigned pid;             /* for temporary names (set after daemonizing) */
+	uint64_t tmpseq; /* atomic counter for temporary names */
+	unsigned pid;	 /* for temporary names (set after daemonizing) */
 	double timeout;
 	struct {
-		int devfd;              /* /dev/fuse of the session */
-		bool on;                /* negotiated, backing files accepted (atomic) */
-		bool offered;           /* the kernel offered it in INIT */
+		int devfd;    /* /dev/fuse of the session */
+		bool on;      /* negotiated, backing files accepted (atomic) */
+		bool offered; /* the kernel offered it in INIT */
 		bool init_seen, init_done;
 		uint64_t init_unique;
-	} pt;                     /* passthrough.c */
+	} pt; /* passthrough.c */
 	struct {
 		struct fuse_session *se;
 		pthread_t thread;
 		pthread_mutex_t lock;
 		pthread_cond_t wake;
 		bool running, stop, forced;
-		long fds;               /* held by nodes (atomic) */
-		long high, low;         /* prune above high, down to low */
-		unsigned long rounds;   /* pruning rounds done (atomic) */
+		long fds;	      /* held by nodes (atomic) */
+		long high, low;	      /* prune above high, down to low */
+		unsigned long rounds; /* pruning rounds done (atomic) */
 		/* directories whose requests wait for a round (lock) */
 		struct sfs_node *busy[SFS_PRUNE_BUSY];
 		struct sfs_node *notifying; /* parent being notified (atomic) */
-	} prune;                  /* prune.c */
-	uint64_t tick;            /* lookups so far (table_lock) */
-	pthread_key_t read_pipe;  /* file.c */
+	} prune;			    /* prune.c */
+	uint64_t tick;			    /* lookups so far (table_lock) */
+	pthread_key_t read_pipe;	    /* file.c */
 };
 
 /* ---- sys.c: every call into the layers, logged at debug level ---- */
@@ -169,8 +170,7 @@ int sfs_mkdirat(int dirfd, const char *name, mode_t mode);
 int sfs_mknodat(int dirfd, const char *name, mode_t mode, dev_t dev);
 int sfs_symlinkat(const char *target, int dirfd, const char *name);
 int sfs_unlinkat(int dirfd, const char *name, int flags);
-int sfs_renameat2(int olddir, const char *oldname, int newdir, const char *newname,
-		  unsigned flags);
+int sfs_renameat2(int olddir, const char *oldname, int newdir, const char *newname, unsigned flags);
 int sfs_linkat_fd(struct sfs_fs *fs, int fd, int newdir, const char *newname);
 int sfs_readlinkat(int fd, char *buf, size_t len);
 /* xattrs of the object behind an fd (O_PATH allowed); ssize_t results */
@@ -252,8 +252,8 @@ int sfs_node_publish(struct sfs_fs *fs, struct sfs_node *parent, const char *nam
 /* ---- lookup.c: resolving a name across the layers ---- */
 
 struct sfs_res {
-	int upper;             /* O_PATH fd or -1 */
-	struct stat st;        /* attributes of the top object */
+	int upper;	/* O_PATH fd or -1 */
+	struct stat st; /* attributes of the top object */
 	int nlow;
 	struct sfs_lower *low;
 	char *lowpath;
@@ -262,8 +262,7 @@ struct sfs_res {
 	mode_t type;
 };
 /* Resolves name in parent.  -ENOENT when absent or whited out. */
-int sfs_resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
-		struct sfs_res *res);
+int sfs_resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name, struct sfs_res *res);
 void sfs_res_free(struct sfs_res *res);
 /* Like sfs_resolve for a name a listing found first in parent->low[pos]
  * (pos < 0: in the upper): layers above it are not searched again. */
@@ -292,8 +291,8 @@ int sfs_index_name(struct sfs_fs *fs, int layer, int fd, char *out, size_t len);
 int sfs_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st);
 /* Applies the presentation rules to a stat already taken of n. */
 void sfs_present_stat(struct sfs_fs *fs, struct sfs_node *n, struct stat *st);
-int sfs_setattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *attr, int valid,
-		int fh, struct stat *out);
+int sfs_setattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *attr, int valid, int fh,
+		struct stat *out);
 uid_t sfs_uid_to_disk(struct sfs_fs *fs, uid_t uid);
 gid_t sfs_gid_to_disk(struct sfs_fs *fs, gid_t gid);
 /* Presented nlink of an upper object (overlayfs nlink xattr applied). */
@@ -334,7 +333,7 @@ int sfs_rename(struct sfs_fs *fs, struct sfs_node *p1, const char *n1, struct sf
 struct sfs_dirent {
 	char *name;
 	uint64_t ino;
-	int pos;      /* where the listing found it: -1 upper, else index in low[] */
+	int pos; /* where the listing found it: -1 upper, else index in low[] */
 	unsigned char type;
 	UT_hash_handle hh;
 };
@@ -356,10 +355,10 @@ int sfs_dir_clear_whiteouts(struct sfs_fs *fs, int fd);
 
 struct sfs_file {
 	int fd;
-	int oldfd;    /* the lower fd replaced after a copy-up, or -1 */
-	int lowfd;    /* writable handle of a metacopy file: its lower data, or -1 */
-	bool lower;   /* fd is a lower file: reopen once n has upper data */
-	int32_t pt;   /* backing id when I/O passes through to it, else 0 */
+	int oldfd;  /* the lower fd replaced after a copy-up, or -1 */
+	int lowfd;  /* writable handle of a metacopy file: its lower data, or -1 */
+	bool lower; /* fd is a lower file: reopen once n has upper data */
+	int32_t pt; /* backing id when I/O passes through to it, else 0 */
 	int flags;
 	struct sfs_node *node;
 	pthread_mutex_t lock;

@@ -65,8 +65,7 @@ int sfs_unlinkat(int dirfd, const char *name, int flags)
 	RET(r, "unlinkat(%d, \"%s\", %#x)", dirfd, name, flags);
 }
 
-int sfs_renameat2(int olddir, const char *oldname, int newdir, const char *newname,
-		  unsigned flags)
+int sfs_renameat2(int olddir, const char *oldname, int newdir, const char *newname, unsigned flags)
 {
 	int r = renameat2(olddir, oldname, newdir, newname, flags);
 	RET(r, "renameat2(%d, \"%s\", %d, \"%s\", %#x)", olddir, oldname, newdir, newname, flags);

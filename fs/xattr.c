@@ -5,8 +5,7 @@
 
 #include <string.h>
 
-ssize_t sfs_getxattr(struct sfs_fs *fs, struct sfs_node *n, const char *name, void *buf,
-		     size_t len)
+ssize_t sfs_getxattr(struct sfs_fs *fs, struct sfs_node *n, const char *name, void *buf, size_t len)
 {
 	if (fs->o->noxattrs)
 		return -ENOTSUP;
