@@ -12,6 +12,10 @@
 
 int sfs_file_flags(struct sfs_fs *fs, int flags)
 {
+	/* The kernel already keeps direct I/O out of the mount's page cache;
+	 * the daemon's own reads and writes come in buffers of any alignment,
+	 * which O_DIRECT on the layer file would refuse. */
+	flags &= ~O_DIRECT;
 	if (fs->o->writeback) {
 		/* the kernel reads to fill pages of write-only files and
 		 * handles O_APPEND itself */
@@ -39,13 +43,14 @@ int sfs_open(struct sfs_fs *fs, struct sfs_node *n, int flags, struct sfs_file *
 	fd = sfs_reopen(fs, write ? sfs_node_upper(n) : sfs_node_datafd(n), flags);
 	if (fd < 0)
 		return fd;
-	r = sfs_file_new(fs, n, fd, flags, out);
+	r = sfs_file_new(fs, n, fd, flags, false, out);
 	if (r == 0)
 		(*out)->lower = !write && sfs_node_datafd(n) != sfs_node_upper(n);
 	return r;
 }
 
-int sfs_file_new(struct sfs_fs *fs, struct sfs_node *n, int fd, int flags, struct sfs_file **out)
+int sfs_file_new(struct sfs_fs *fs, struct sfs_node *n, int fd, int flags, bool created,
+		 struct sfs_file **out)
 {
 	struct sfs_file *f = calloc(1, sizeof(*f));
 
@@ -59,7 +64,7 @@ int sfs_file_new(struct sfs_fs *fs, struct sfs_node *n, int fd, int flags, struc
 	f->node = n;
 	pthread_mutex_init(&f->lock, NULL);
 	sfs_node_ref(fs, n);
-	sfs_pt_open(fs, f);
+	sfs_pt_open(fs, f, created);
 	*out = f;
 	return 0;
 }

@@ -208,7 +208,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return;
 	}
 	n = sfs_node_get(fs, e.ino);
-	r = sfs_file_new(fs, n, fd, sfs_file_flags(fs, fi->flags), &f);
+	r = sfs_file_new(fs, n, fd, sfs_file_flags(fs, fi->flags), true, &f);
 	if (r < 0) {
 		sfs_node_forget(fs, n, 1);
 		fuse_reply_err(req, -r);

@@ -18,13 +18,16 @@
  * released.  A lower file of a writable mount is never a backing file: a
  * writer opening it later could not be given the upper copy.  Files whose
  * data is still being copied up (metacopy) stay cached, as a `touch` must
- * not copy data. */
+ * not copy data.  Files a create has just made stay cached too: most are
+ * written once, where setting up a backing file costs more than the round
+ * trips it saves. */
 #include "fs/sfs.h"
 
 #include <fcntl.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
+#include <sys/xattr.h>
 
 /* Protocol 7.40 values, absent from bookworm's headers. */
 #define PT_FUSE_INIT_OP	     26
@@ -205,7 +208,19 @@ static bool node_data_final(struct sfs_fs *fs, struct sfs_node *n)
 	return !fs->upper || fs->o->readonly;
 }
 
-void sfs_pt_open(struct sfs_fs *fs, struct sfs_file *f)
+/* The kernel writes a backing file with the daemon's credentials and does
+ * not clear set-id bits or file capabilities on the way, as a write by an
+ * unprivileged process must: such files stay with the daemon. */
+static bool privileged(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || (st.st_mode & (S_ISUID | S_ISGID)))
+		return true;
+	return fgetxattr(fd, "security.capability", NULL, 0) >= 0 || errno == ERANGE;
+}
+
+void sfs_pt_open(struct sfs_fs *fs, struct sfs_file *f, bool created)
 {
 	struct sfs_node *n = f->node;
 	int32_t id = 0;
@@ -213,14 +228,14 @@ void sfs_pt_open(struct sfs_fs *fs, struct sfs_file *f)
 	pthread_mutex_lock(&n->lock);
 	if (n->pt_opens) {
 		id = n->pt_id;
-	} else if (!n->cached_opens && S_ISREG(n->type) &&
+	} else if (!created && !n->cached_opens && S_ISREG(n->type) &&
 		   __atomic_load_n(&fs->pt.on, __ATOMIC_ACQUIRE) && node_data_final(fs, n)) {
 		bool rw = fs->upper && !fs->o->readonly;
 		int fd = sfs_reopen(fs, sfs_node_datafd(n), rw ? O_RDWR : O_RDONLY);
-		if (fd >= 0) {
+		if (fd >= 0 && !privileged(fd))
 			id = backing_open(fs, fd);
+		if (fd >= 0)
 			close(fd);
-		}
 		n->pt_id = id;
 		if (id)
 			su_debug("passthrough: %#llx on backing %d", (unsigned long long)n->ino,

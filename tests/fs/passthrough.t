@@ -2,8 +2,9 @@
 # tests/fs/passthrough.t: FUSE passthrough (root only: registering a backing
 # file needs CAP_SYS_ADMIN).  Reads and writes of files whose data is in the
 # upper go straight to the upper file; the daemon's debug log shows which
-# requests still reach it.  Checked: the kernel accepts it; a new file's
-# writes and reads bypass the daemon and land in the upper; a lower file is
+# requests still reach it.  Checked: the kernel accepts it; a new file is
+# written through the daemon, and once reopened its writes and reads bypass
+# it and land in the upper; setuid files stay with the daemon; a lower file is
 # copied up through the daemon and passes through afterwards; a reader of a
 # lower file opened before a copy-up sees the writes; two names of one
 # hard-linked file share one backing file; a file unlinked while open stays
@@ -46,8 +47,11 @@ t_ok "the kernel accepted passthrough" grep -q "passthrough: accepted" "$T/d.log
 w0=$(seen WRITE)
 head -c 4M /dev/urandom >"$T/new.src"
 cp "$T/new.src" "$T/mnt/new"
-t_is "$(seen WRITE)" "$w0" "writing a new file sends no WRITE to the daemon"
+t_ok "a file just created is written through the daemon" test "$(seen WRITE)" -gt "$w0"
 t_is "$(md5sum <"$T/upper/new")" "$(md5sum <"$T/new.src")" "the data is in the upper file"
+w0=$(seen WRITE)
+dd if="$T/new.src" of="$T/mnt/new" bs=1M conv=notrunc status=none
+t_is "$(seen WRITE)" "$w0" "reopened, its writes pass through"
 r0=$(seen READ)
 t_is "$(md5sum <"$T/mnt/new")" "$(md5sum <"$T/new.src")" "reading it back gives the data"
 t_is "$(seen READ)" "$r0" "and sends no READ to the daemon"
@@ -94,6 +98,15 @@ t_is "$(dd if="$T/upper/mapped" bs=1 skip=4096 count=6 status=none)" "MAPPED" \
 t_is "$("$HELPERS/mmaptest" coherent "$T/mnt/mapped" 8192 PWRITE | grep after)" \
 	"map after: PWRITE" \
 	"a mapping sees a pwrite through another fd"
+# Set-id files stay with the daemon, so an unprivileged write clears the bits.
+chmod o+x "$T"
+echo "#!/bin/sh" >"$T/mnt/suid"
+chmod 4777 "$T/mnt/suid"
+w0=$(seen WRITE)
+setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "echo more >>'$T/mnt/suid'"
+t_ok "a write to a setuid file reaches the daemon" test "$(seen WRITE)" -gt "$w0"
+t_is "$(stat -c %a "$T/mnt/suid")" 777 "and clears the setuid bit, as on any filesystem"
+
 # O_DIRECT: a lower file is read through the daemon, an upper one passes.
 t_is "$(dd if="$T/mnt/reader" bs=4k iflag=direct status=none | md5sum)" \
 	"$(md5sum <"$T/upper/reader")" "O_DIRECT read of a copied-up file"
