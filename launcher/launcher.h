@@ -18,22 +18,22 @@
 
 struct lch_mount {
 	enum vol_mount_type type;
-	char *source;  /* bind: host path; volume: store name; tmpfs: NULL */
-	char *target;  /* absolute, clean */
+	char *source; /* bind: host path; volume: store name; tmpfs: NULL */
+	char *target; /* absolute, clean */
 	bool readonly;
 	bool anonymous; /* volume created for this container (rm -v deletes it) */
 	bool nocopy;
 	unsigned long flags; /* tmpfs: MS_* */
-	char *data;          /* tmpfs: mount(2) data ("mode=1777,size=...") */
+	char *data;	     /* tmpfs: mount(2) data ("mode=1777,size=...") */
 };
 
 struct lch_spec {
 	char *id, *name;
-	char *image;    /* what the user typed */
+	char *image;	/* what the user typed */
 	char *image_id; /* "" for --rootfs-layers */
-	char **layers;  /* absolute layer directories, top first */
-	char **argv;    /* the final command (entrypoint + cmd) */
-	char **env;     /* KEY=VALUE, NULL-terminated */
+	char **layers;	/* absolute layer directories, top first */
+	char **argv;	/* the final command (entrypoint + cmd) */
+	char **env;	/* KEY=VALUE, NULL-terminated */
 	char *workdir, *user, *hostname, *created;
 	char **extra_hosts; /* --add-host entries, "name:ip" */
 	bool tty, interactive, read_only, net_none, auto_remove;
@@ -111,13 +111,6 @@ bool lch_proc_alive(const struct lch_proc *p);
 int lch_proc_get(pid_t pid, struct lch_proc *p);
 /* Every container id, sorted by creation (newest first). */
 int lch_list(const char *root, char ***ids, struct su_error *e);
-/* Container timestamps are su_rfc3339_now(true); this name remains only
- * for the caller in lifecycle.c. */
-static inline char *lch_now_rfc3339(void)
-{
-	return su_rfc3339_now(true);
-}
-
 /* ---- create / start / stop / rm (launcher/lifecycle.c) ---- */
 
 /* Records spec (its id and created filled in here): creates the container
@@ -126,15 +119,14 @@ static inline char *lch_now_rfc3339(void)
 int lch_create(const char *root, struct lch_spec *spec, struct su_error *e);
 
 struct lch_start_opts {
-	bool attach;  /* wait for the command and return its status */
+	bool attach;   /* wait for the command and return its status */
 	int status_fd; /* -1, or a pipe that gets "OK <pid>\n" or "ERR <msg>\n" */
 };
 
 /* Runs a created or exited container.  Attached: returns the exit status
  * of the command (128+N for a signal), 125 when the container could not be
  * started.  Detached: returns 0 once the command runs. */
-int lch_start(const char *root, const char *id, const struct lch_start_opts *o,
-	      struct su_error *e);
+int lch_start(const char *root, const char *id, const struct lch_start_opts *o, struct su_error *e);
 /* SIGTERM (or sig) to the command, SIGKILL after timeout seconds; returns
  * once the container has stopped. */
 int lch_stop(const char *root, const char *id, int sig, int timeout, struct su_error *e);
@@ -149,8 +141,7 @@ struct lch_exec_opts {
 	const char *user, *workdir;
 	bool tty, interactive;
 };
-int lch_exec(const char *root, const char *id, const struct lch_exec_opts *o,
-	     struct su_error *e);
+int lch_exec(const char *root, const char *id, const struct lch_exec_opts *o, struct su_error *e);
 
 /* ---- namespaces, rootfs, PID 1 (launcher/userns.c, rootfs.c, init.c) ---- */
 
@@ -164,11 +155,11 @@ char *lch_fs_binary(void);
 pid_t lch_fork_userns(struct su_error *e);
 
 struct lch_rootfs {
-	const char *merged; /* the mounted union, a host path */
+	const char *merged;	 /* the mounted union, a host path */
 	const char *volumes_dir; /* <root>/volumes */
 	const struct lch_spec *spec;
 	struct vol_store *store;
-	bool have_netns; /* the container has its own network namespace */
+	bool have_netns;     /* the container has its own network namespace */
 	const char *etc_dir; /* holds the container's hosts, hostname and
 			      * resolv.conf (NULL: the image's stay) */
 };

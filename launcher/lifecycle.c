@@ -98,7 +98,7 @@ int lch_create(const char *root, struct lch_spec *s, struct su_error *e)
 	if (!s->hostname)
 		s->hostname = strndup(id, 12);
 	free(s->created);
-	s->created = lch_now_rfc3339();
+	s->created = su_rfc3339_now(true);
 	if (!s->image_id)
 		s->image_id = strdup("");
 	if (!s->image)
@@ -123,7 +123,8 @@ int lch_create(const char *root, struct lch_spec *s, struct su_error *e)
 	text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
 	json_decref(j);
 	dfd = open(cdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	r = (!text || dfd < 0) ? -ENOMEM : su_write_atomic(dfd, "config.json", text, strlen(text), 0600);
+	r = (!text || dfd < 0) ? -ENOMEM
+			       : su_write_atomic(dfd, "config.json", text, strlen(text), 0600);
 	if (r < 0) {
 		su_rm_rf_at(AT_FDCWD, cdir);
 		return su_error_set(e, -r, "write config.json");
@@ -206,12 +207,25 @@ int lch_kill(const char *root, const char *id, int sig, struct su_error *e)
 	return r;
 }
 
+/* ---- rm ----
+ * The steps, each safe to repeat when an rm was killed part way:
+ *   1. state.json records the container as dead, "removal in progress":
+ *      from here a killed rm leaves a container `ps -a` lists as dead and
+ *      a new rm finishes;
+ *   2. its volume references are dropped and, with -v, its anonymous
+ *      volumes removed (all of it is outside the container's directory,
+ *      so it happens while the container can still be named);
+ *   3. the directory is renamed to .rm-<id>: the commit, after which the
+ *      container no longer exists for any verb;
+ *   4. the renamed tree is deleted.  What a crash leaves of it is deleted
+ *      by the next rm. */
+
 /* Deletes a renamed-away container directory, in the user namespace when
  * rootless (the writable layer may hold files of mapped subordinate ids). */
 static int remove_tree(const char *dir, const char *name, struct su_error *e)
 {
 	pid_t pid = lch_fork_userns(e);
-	int st;
+	int st = 0;
 
 	if (pid < 0)
 		return -1;
@@ -227,7 +241,7 @@ static int remove_tree(const char *dir, const char *name, struct su_error *e)
 	return 0;
 }
 
-/* Leftovers of an rm that crashed after its rename. */
+/* Leftovers of an rm that was killed after its commit. */
 static void gc_removed(const char *dir)
 {
 	_cleanup_closedir_ DIR *d = opendir(dir);
@@ -241,14 +255,71 @@ static void gc_removed(const char *dir)
 	}
 }
 
+/* Step 1: the container's recorded status becomes dead, its other state
+ * (exit code, times) kept.  Caller has stopped it: nothing else writes
+ * state.json now. */
+static int mark_removing(const char *root, const char *id, struct su_error *e)
+{
+	struct lch_state st;
+	int r;
+
+	lch_state_read(root, id, &st);
+	st.status = LCH_DEAD;
+	free(st.error);
+	st.error = strdup("removal in progress");
+	r = lch_state_write(root, id, &st);
+	lch_state_free(&st);
+	return r < 0 ? su_error_set(e, errno, "record the removal") : 0;
+}
+
+/* Step 2.  A reference that cannot be dropped stops the rm before its
+ * commit, so that no volume stays in use by a container that is gone;
+ * an anonymous volume that cannot be removed (another container uses it)
+ * is only a warning, as in Docker.  Both are no-ops when repeated. */
+static int drop_volumes(const char *root, const struct lch_spec *s, bool volumes,
+			struct su_error *e)
+{
+	struct vol_store *vs = NULL;
+	int r = 0;
+
+	for (size_t i = 0; i < s->nmounts && r == 0; i++) {
+		const struct lch_mount *m = &s->mounts[i];
+		struct su_error ve = {0};
+
+		if (m->type != VOL_MOUNT_VOLUME || !m->source)
+			continue;
+		if (!vs && vol_store_open(root, &vs, e) < 0)
+			return -1;
+		if (vol_ref_del(vs, m->source, s->id, e) < 0)
+			r = -1;
+		else if (volumes && m->anonymous && vol_rm(vs, m->source, true, &ve) < 0)
+			su_warn("%s", ve.msg);
+	}
+	vol_store_close(vs);
+	return r;
+}
+
+/* Step 3: renames <id> to .rm-<id> (gone), durably. */
+static int commit_removal(const char *dir, const char *id, const char *gone, struct su_error *e)
+{
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dfd < 0 || renameat(dfd, id, dfd, gone) < 0)
+		return su_error_set(e, errno, "rename %s/%s", dir, id);
+	fsync(dfd);
+	return 0;
+}
+
 int lch_rm(const char *root, const char *id, bool force, bool volumes, struct su_error *e)
 {
-	_cleanup_free_ char *dir = lch_containers_dir(root), *gone = NULL;
+	_cleanup_free_ char *dir = lch_containers_dir(root), *gone = su_asprintf(".rm-%s", id);
 	struct lch_spec s = {0};
 	struct lch_state st;
-	struct vol_store *vs = NULL;
 	enum lch_status status;
+	int r = -1;
 
+	if (!dir || !gone)
+		return su_error_set(e, ENOMEM, "remove container %s", id);
 	if (lch_load(root, id, &s, e) < 0)
 		return -1;
 	lch_state_read(root, id, &st);
@@ -259,38 +330,20 @@ int lch_rm(const char *root, const char *id, bool force, bool volumes, struct su
 			     "cannot remove container %s: container is running: stop the container "
 			     "before removing or force remove",
 			     s.name);
-		lch_spec_free(&s);
-		return -1;
-	}
-	if (lch_stop(root, id, SIGKILL, 0, e) < 0) {
-		lch_spec_free(&s);
-		return -1;
-	}
-	gone = su_asprintf(".rm-%s", id);
-	{
-		_cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-
-		if (!gone || dfd < 0 || renameat(dfd, id, dfd, gone) < 0) {
-			lch_spec_free(&s);
-			return su_error_set(e, errno, "remove container %s", s.name);
-		}
-	}
-	if (vol_store_open(root, &vs, e) == 0) {
-		for (size_t i = 0; i < s.nmounts; i++) {
-			struct su_error ve = {0};
-			const struct lch_mount *m = &s.mounts[i];
-
-			if (m->type != VOL_MOUNT_VOLUME || !m->source)
-				continue;
-			vol_ref_del(vs, m->source, id, &ve);
-			if (volumes && m->anonymous && vol_rm(vs, m->source, true, &ve) < 0)
-				su_warn("%s", ve.msg);
-		}
-		vol_store_close(vs);
+	} else if (lch_stop(root, id, SIGKILL, 0, e) == 0 && mark_removing(root, id, e) == 0 &&
+		   drop_volumes(root, &s, volumes, e) == 0 &&
+		   commit_removal(dir, id, gone, e) == 0) {
+		r = 0;
+	} else {
+		su_error_wrap(e, "remove container %s", s.name);
 	}
 	lch_spec_free(&s);
-	if (remove_tree(dir, gone, e) < 0)
+	if (r < 0)
 		return -1;
+	/* Step 4.  The container is gone already: a tree that cannot be
+	 * deleted now is retried by the next rm. */
+	if (remove_tree(dir, gone, e) < 0)
+		su_warn("%s (retried later)", e->msg);
 	gc_removed(dir);
 	return 0;
 }
@@ -529,7 +582,8 @@ int lch_exec(const char *root, const char *id, const struct lch_exec_opts *o, st
 			cfmakeraw(&t);
 			raw = tcsetattr(0, TCSANOW, &t) == 0;
 		}
-		lch_pty_relay(master, o->interactive ? 0 : -1, 1, lch_terminal_fd(&(struct winsize){0}));
+		lch_pty_relay(master, o->interactive ? 0 : -1, 1,
+			      lch_terminal_fd(&(struct winsize){0}));
 		close(master);
 	}
 	while (waitpid(helper, &status, 0) < 0 && errno == EINTR)

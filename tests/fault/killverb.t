@@ -3,14 +3,25 @@
 # import` of a ~64 MiB OCI archive, `strata volume create` and `strata volume
 # rm` of a volume holding 1000 files run under tests/helpers/killat, which
 # kills them at a chosen syscall stop: half the points uniformly at random,
-# half at a rename, mkdir, unlink, link, fsync or flock.  After each kill:
+# half at a rename, mkdir, unlink, link, fsync or flock.  `strata rm` (with
+# and without -v) of a stopped container with 1000 files in its writable
+# layer, a named and an anonymous volume runs under killat -f (the child
+# that deletes the layer is killed too).  After each kill:
 #   - every layer under layers/sha256/ is whole (same tree as a clean
 #     import), every layers/tar/<diffid>.tar hashes to its name,
 #   - `image ls` lists exactly the images on disk, and each one resolves,
 #   - a volume is either listed and whole, or absent, and `volume ls` says so,
 #   - rerunning the verb succeeds, gives the same image or volume, and the
-#     leftovers of the killed run are gone.
-# STRATA_KILL_ROUNDS (image rounds, default 6), STRATA_KILL_SEED.
+#     leftovers of the killed run are gone,
+#   - the container is listed whole (it starts and sees its layer and
+#     volumes), listed dead (removal in progress), or not listed, and `ps`
+#     works; rerunning rm succeeds, or when the container was no longer
+#     listed says there is no such container; afterwards the named volume
+#     is whole and unreferenced, the anonymous one is gone with -v (kept,
+#     whole and unreferenced without), no process or mount is left, and
+#     the next rm deletes what the killed one left.
+# STRATA_KILL_ROUNDS (image rounds, default 6; a third as many uniform
+# kill points for rm), STRATA_KILL_SEED.
 # rootless: yes
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../image/imglib.sh"
@@ -210,6 +221,179 @@ for k in $points; do
 done
 t_is "$bad" 0 "volume rm killed at $n points: each volume whole or absent"
 t_is "$rerun" 0 "volume rm killed at $n points: each rerun succeeds, no leftovers"
+
+t_diag "volume rounds done: ${SECONDS} s"
+
+# ---- container rm ----
+
+CR=$T/c
+C() { "$B/strata" --root "$CR" "$@"; }
+# The command of every container here: fills its writable layer and its
+# two volumes the first time, then prints what it finds.
+CCMD='[ -d /w ] || { mkdir /w && i=0 &&
+while [ $i -lt 1000 ]; do echo $i >/w/f$i; i=$((i + 1)); done &&
+echo named >/data/n && echo anon >/anon/a; }
+ls /w | wc -l; cat /data/n /anon/a'
+CWANT=$(printf '1000\nnamed\nanon')
+
+# mkvictim: a stopped container "victim" (id VID) using the named volume
+# cvol and an anonymous volume (VANON), its writable layer linked from the
+# template's (so making one is quick and rm deletes 1000 files).
+mkvictim() {
+	VID=$(C create --name victim -v cvol:/data -v /anon --rootfs-layers "$CLAYERS" \
+		sh -c "$CCMD") || return 1
+	VANON=$(C volume ls -q | grep -vx cvol)
+	mkdir -p "$CR/containers/$VID/upper" &&
+		cp -al "$T/upper-tmpl/." "$CR/containers/$VID/upper/" &&
+		echo anon >"$CR/volumes/$VANON/_data/a"
+}
+
+# after_kill: prints what is wrong with the store right after a kill and
+# sets VSTATE to the victim's state in `ps -a` ("" when not listed), so
+# it runs outside $(...).  A listed container is either untouched
+# (created or exited, and it starts with its layer and volumes whole) or
+# marked dead (a removal to finish).
+after_kill() {
+	local ps
+	VSTATE=""
+	if ! ps=$(C ps -a --format json 2>&1); then
+		echo "ps -a fails: $ps"
+		return 0
+	fi
+	[ -z "$ps" ] || jq -e . <<<"$ps" >/dev/null 2>&1 || echo "ps -a prints '$ps'"
+	VSTATE=$(jq -r --arg id "$VID" 'select(.ID == $id) | .State' <<<"$ps" 2>/dev/null)
+	case $VSTATE in
+	"" | dead) ;;
+	created | exited)
+		[ -e "$CR/volumes/cvol/refs/$VID" ] && [ -e "$CR/volumes/$VANON/refs/$VID" ] ||
+			echo "listed as $VSTATE, a volume reference is gone"
+		[ "$(C start -a victim 2>&1)" = "$CWANT" ] || echo "listed as $VSTATE, not whole"
+		;;
+	*) echo "listed as $VSTATE" ;;
+	esac
+	return 0
+}
+
+# after_rerun FLAG: reruns `rm FLAG victim` and prints what is wrong.  The
+# rerun succeeds when the victim was listed; when it was not, the rm had
+# committed and the rerun says so, and what it left is only a .rm-<id>
+# tree that the next rm deletes.  Either way: the named volume is whole
+# and unreferenced (volume rm works), the anonymous one is gone with -v
+# and whole and unreferenced without, nothing runs and nothing is mounted.
+after_rerun() {
+	local out rc left
+	out=$(C rm $1 victim 2>&1)
+	rc=$?
+	if [ -n "$VSTATE" ] && [ $rc != 0 ]; then
+		echo "rerun fails: $out"
+	elif [ -z "$VSTATE" ] && { [ $rc = 0 ] || ! grep -q 'no such container' <<<"$out"; }; then
+		echo "rerun of a committed rm: rc $rc: $out"
+	fi
+	left=$(ls -A "$CR/containers" | grep -vx "\.rm-[0-9a-f]*" | tr '\n' ' ')
+	[ -z "$left" ] || echo "left in containers/: $left"
+	left=$(ls -A "$CR/containers")
+	[ $rc != 0 ] || [ -z "$left" ] || echo "a finished rm left $left"
+	[ "$(cat "$CR/volumes/cvol/_data/n" 2>&1)" = named ] || echo "cvol lost its content"
+	out=$(C volume rm cvol 2>&1) || echo "volume rm cvol: $out"
+	if [ "$1" = -v ]; then
+		[ ! -e "$CR/volumes/$VANON" ] || echo "rm -v left the anonymous volume"
+	else
+		[ "$(cat "$CR/volumes/$VANON/_data/a" 2>&1)" = anon ] ||
+			echo "the anonymous volume lost its content"
+		out=$(C volume rm "$VANON" 2>&1) || echo "volume rm of the anonymous volume: $out"
+	fi
+	out=$(C volume ls -q; leftovers "$CR/volumes")
+	[ -z "$out" ] || echo "volumes left: $out"
+	out=$(procs_of "$CR")
+	[ -z "$out" ] || echo "processes left: $out"
+	out=$(grep -l -- "$CR/" /proc/[0-9]*/mountinfo 2>/dev/null)
+	[ -z "$out" ] || echo "mounts left in $out"
+	# A fresh cvol, and nothing else, for the next round even when this
+	# one failed.
+	find "$CR/volumes" -mindepth 1 -maxdepth 1 ! -name .lock -exec rm -rf {} +
+	C volume create cvol >/dev/null && echo named >"$CR/volumes/cvol/_data/n"
+	return 0
+}
+
+# procs_of DIR: processes whose command line names a path under DIR.
+procs_of() {
+	grep -l -- "$1/" /proc/[0-9]*/cmdline 2>/dev/null
+	return 0
+}
+
+# one_of LINES: one of them, at random.
+one_of() {
+	sed -n "$((RANDOM % $(wc -l <<<"$1") + 1))p" <<<"$1"
+}
+
+# rm_points LOG N FLAG: kill points for `rm FLAG`: before and after each
+# rename and the fork of the child that deletes the layer, after some
+# unlinks before it (references, the anonymous volume), at one unlink of
+# the layer, and uniformly at random.
+rm_points() {
+	local fork pre bulk k n=$((ROUNDS / 3 + 1)) i
+	fork=$(grep -m1 ' fork$' "$1" | cut -d' ' -f1)
+	pre=$(awk -v f="$fork" '$1 < f' "$1")
+	bulk=$(awk -v f="$fork" '$1 > f && $2 == "unlink" { print $1 }' "$1")
+	for k in $(grep ' rename$' <<<"$pre" | cut -d' ' -f1) $fork; do echo "$k $((k + 1))"; done
+	k=$(grep ' unlink$' <<<"$pre" | cut -d' ' -f1)
+	for i in $(seq "$([ "$3" = -v ] && echo 3 || echo 1)"); do
+		[ -z "$k" ] || echo $(($(one_of "$k") + 1))
+	done
+	[ -z "$bulk" ] || one_of "$bulk"
+	for i in $(seq "$n"); do echo $(((RANDOM * 32768 + RANDOM) % $2 + 1)); done
+}
+
+# rm_rounds FLAG: `rm FLAG victim` to the end, then killed at each point.
+rm_rounds() {
+	local flag=$1 k n=0 bad=0 rerun=0 points states=""
+	mkvictim
+	"$KA" -f -c "$T/rmcount" -l "$T/rmlog" "$B/strata" --root "$CR" rm $flag victim >/dev/null
+	N=$(cat "$T/rmcount")
+	after_kill >"$T/killed"
+	t_is "$(cat "$T/killed"; after_rerun "$flag")" "" "rm ${flag:+$flag }to the end: clean"
+	points=$(rm_points "$T/rmlog" "$N" "$flag")
+	t_diag "rm ${flag:-without -v}: $N syscall stops, $(grep -c ' unlink$' "$T/rmlog")" \
+		"unlinks, kills at $(echo $points)"
+	for k in $points; do
+		mkvictim
+		"$KA" -f -n "$k" "$B/strata" --root "$CR" rm $flag victim >/dev/null 2>&1
+		kills=$((kills + ($? == 137)))
+		n=$((n + 1))
+		after_kill >"$T/killed"
+		states="$states ${VSTATE:-gone}"
+		out=$(cat "$T/killed")
+		[ -z "$out" ] || { bad=$((bad + 1)) && t_diag "rm $flag killed at $k: $out"; }
+		out=$(after_rerun "$flag")
+		[ -z "$out" ] ||
+			{ rerun=$((rerun + 1)) && t_diag "rm $flag killed at $k (${VSTATE:-gone}): rerun: $out"; }
+		checks=$((checks + 2))
+	done
+	t_diag "rm ${flag:-without -v}: after the kills:" \
+		"$(echo $states | tr ' ' '\n' | sort | uniq -c | xargs)"
+	t_is "$bad" 0 "rm ${flag:+$flag }killed at $n points: each container whole, marked dead or gone"
+	t_is "$rerun" 0 \
+		"rm ${flag:+$flag }killed at $n points: after the rerun no container, process, mount or reference"
+	mkvictim
+	C rm victim >/dev/null
+	C volume rm "$VANON" >/dev/null
+	t_is "$(ls -A "$CR/containers")" "" "rm${flag:+ $flag}: the next rm deletes what killed ones left"
+}
+
+if [ ! -c /dev/fuse ]; then
+	t_skip "container rm killed part way" "no /dev/fuse"
+elif ! command -v jq >/dev/null; then
+	t_skip "container rm killed part way" "jq is not installed"
+elif ! CLAYERS=$(mkimage "$T/img"); then
+	t_skip "container rm killed part way" "cannot build the test image"
+else
+	t_is "$(C run --name tmpl -v cvol:/data -v /anon --rootfs-layers "$CLAYERS" sh -c "$CCMD")" \
+		"$CWANT" "the template container fills its layer and its volumes"
+	cp -a "$CR/containers/$(C ps -a --format json | jq -r .ID)/upper" "$T/upper-tmpl"
+	C rm -v tmpl >/dev/null
+	rm_rounds -v
+	rm_rounds ""
+fi
 
 t_diag "$kills kills injected, $checks store states checked (${SECONDS} s)"
 t_done
