@@ -113,8 +113,8 @@ static int signal_number(const char *s)
 	static const struct {
 		const char *name;
 		int sig;
-	} t[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
-		 {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"STOP", SIGSTOP},
+	} t[] = {{"HUP", SIGHUP},   {"INT", SIGINT},	{"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+		 {"USR1", SIGUSR1}, {"USR2", SIGUSR2},	{"TERM", SIGTERM}, {"STOP", SIGSTOP},
 		 {"CONT", SIGCONT}, {"WINCH", SIGWINCH}};
 	char *end;
 	long n = strtol(s, &end, 10);
@@ -355,11 +355,11 @@ static int cli_ps(struct cli_ctx *ctx, int argc, char **argv)
 /* ---- logs ---- */
 
 static const char logs_help[] =
-	"Usage: strata logs [OPTIONS] CONTAINER\n\n"
-	"Print what a detached container wrote.\n\n"
-	"Options:\n"
-	"  -f, --follow         keep printing new output until the container stops\n"
-	"  -n, --tail N|all     only the last N lines (default all)\n";
+    "Usage: strata logs [OPTIONS] CONTAINER\n\n"
+    "Print what a detached container wrote.\n\n"
+    "Options:\n"
+    "  -f, --follow         keep printing new output until the container stops\n"
+    "  -n, --tail N|all     only the last N lines (default all)\n";
 
 /* The offset where the last n lines of fd begin (a last line without
  * '\n' counts as one). */
@@ -443,14 +443,18 @@ static int cli_logs(struct cli_ctx *ctx, int argc, char **argv)
 
 	while ((c = next_opt(argc, argv, "+:fn:h", opts, &first)) != -1) {
 		switch (c) {
-		case 'f': follow = true; break;
+		case 'f':
+			follow = true;
+			break;
 		case 'n':
 			if (parse_tail(optarg, &tail) < 0)
 				return cli_usage_error("logs", "--tail: \"%s\" is not a number",
 						       optarg);
 			break;
-		case 'h': return fputs(logs_help, stdout), CLI_OK;
-		default: return cli_bad_option("logs", c, argv);
+		case 'h':
+			return fputs(logs_help, stdout), CLI_OK;
+		default:
+			return cli_bad_option("logs", c, argv);
 		}
 	}
 	if (argc - optind != 1)
@@ -467,7 +471,8 @@ static int cli_logs(struct cli_ctx *ctx, int argc, char **argv)
 	       is_running(ctx->root, id))
 		nanosleep(&poll_wait, NULL);
 	if (fd < 0)
-		return errno == ENOENT ? CLI_OK : (su_error_set(&e, errno, "open %s", path), cli_error(&e));
+		return errno == ENOENT ? CLI_OK
+				       : (su_error_set(&e, errno, "open %s", path), cli_error(&e));
 	if (tail >= 0 && lseek(fd, tail_offset(fd, tail), SEEK_SET) < 0)
 		return su_error_set(&e, errno, "seek %s", path), cli_error(&e);
 	if (copy_out(fd) < 0)
@@ -491,10 +496,13 @@ static int cli_logs(struct cli_ctx *ctx, int argc, char **argv)
 static int cli_exec(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"interactive", no_argument, NULL, 'i'}, {"tty", no_argument, NULL, 't'},
-		{"env", required_argument, NULL, 'e'},	  {"user", required_argument, NULL, 'u'},
-		{"workdir", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"interactive", no_argument, NULL, 'i'},
+	    {"tty", no_argument, NULL, 't'},
+	    {"env", required_argument, NULL, 'e'},
+	    {"user", required_argument, NULL, 'u'},
+	    {"workdir", required_argument, NULL, 'w'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct lch_exec_opts o = {0};
 	struct su_error e = {0};
@@ -553,9 +561,9 @@ static int cli_exec(struct cli_ctx *ctx, int argc, char **argv)
 int cli_container_verb(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct cli_command verbs[] = {
-		{"start", cli_start, ""}, {"stop", cli_stop, ""}, {"kill", cli_kill, ""},
-		{"rm", cli_rm, ""},	  {"ps", cli_ps, ""},	  {"logs", cli_logs, ""},
-		{"exec", cli_exec, ""},
+	    {"start", cli_start, ""}, {"stop", cli_stop, ""}, {"kill", cli_kill, ""},
+	    {"rm", cli_rm, ""},	      {"ps", cli_ps, ""},     {"logs", cli_logs, ""},
+	    {"exec", cli_exec, ""},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)

@@ -22,8 +22,10 @@ static int next_opt(int argc, char **argv, const char *shortopts, const struct o
 static int image_import(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"name", required_argument, NULL, 'n'}, {"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},	{NULL, 0, NULL, 0},
+	    {"name", required_argument, NULL, 'n'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct img_import_opts o = {0};
 	struct su_error e = {0};
@@ -34,7 +36,8 @@ static int image_import(struct cli_ctx *ctx, int argc, char **argv)
 	while ((c = next_opt(argc, argv, ":n:qh", opts, &first)) != -1) {
 		if (c == 'h') {
 			puts("Usage: strata image import [-q] [--name NAME[:TAG]] PATH|-\n\n"
-			     "Import an OCI layout or archive, a docker-save archive or a rootfs tar.");
+			     "Import an OCI layout or archive, a docker-save archive or a rootfs "
+			     "tar.");
 			return CLI_OK;
 		} else if (c == 'n') {
 			o.name = optarg;
@@ -65,8 +68,10 @@ static void human_size(uint64_t b, char *buf, size_t n)
 static int image_ls(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"quiet", no_argument, NULL, 'q'}, {"format", required_argument, NULL, 'f'},
-		{"help", no_argument, NULL, 'h'},  {NULL, 0, NULL, 0},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"format", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct img_info **v = NULL;
 	struct su_error e = {0};
@@ -99,9 +104,9 @@ static int image_ls(struct cli_ctx *ctx, int argc, char **argv)
 		if (quiet) {
 			printf("%.12s\n", v[i]->id);
 		} else if (json) {
-			json_t *o = json_pack("{s:o, s:s, s:I, s:s}", "Names", json_array(), "Id",
-					      v[i]->id, "Size", (json_int_t)v[i]->size, "Created",
-					      v[i]->created);
+			json_t *o =
+			    json_pack("{s:o, s:s, s:I, s:s}", "Names", json_array(), "Id", v[i]->id,
+				      "Size", (json_int_t)v[i]->size, "Created", v[i]->created);
 			_cleanup_free_ char *t = NULL;
 			for (size_t k = 0; v[i]->names[k]; k++)
 				json_array_append_new(json_object_get(o, "Names"),
@@ -187,8 +192,9 @@ static int image_prune(struct cli_ctx *ctx, int argc, char **argv)
 static int image_export(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"output", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct su_error e = {0};
 	const char *out = NULL;
@@ -215,12 +221,12 @@ static int image_export(struct cli_ctx *ctx, int argc, char **argv)
 int cli_image(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct cli_command cmds[] = {
-		{"import", image_import, "Import an image archive or layout"},
-		{"ls", image_ls, "List images"},
-		{"inspect", image_inspect, "Show images as JSON"},
-		{"rm", image_rm, "Remove images"},
-		{"prune", image_prune, "Remove unnamed images and unused layers"},
-		{"export", image_export, "Write an image as an OCI archive"},
+	    {"import", image_import, "Import an image archive or layout"},
+	    {"ls", image_ls, "List images"},
+	    {"inspect", image_inspect, "Show images as JSON"},
+	    {"rm", image_rm, "Remove images"},
+	    {"prune", image_prune, "Remove unnamed images and unused layers"},
+	    {"export", image_export, "Write an image as an OCI archive"},
 	};
 	return cli_dispatch(ctx, "image", cmds, ARRAY_SIZE(cmds), argc, argv);
 }

@@ -12,22 +12,22 @@ static int cli_version(struct cli_ctx *ctx, int argc, char **argv);
 static int cli_help(struct cli_ctx *ctx, int argc, char **argv);
 
 static const struct cli_command commands[] = {
-	{"run", cli_run, "Create and run a new container"},
-	{"create", cli_create, "Create a new container"},
-	{"start", cli_container_verb, "Start stopped containers"},
-	{"stop", cli_container_verb, "Stop running containers"},
-	{"kill", cli_container_verb, "Send a signal to running containers"},
-	{"rm", cli_container_verb, "Remove containers"},
-	{"ps", cli_container_verb, "List containers"},
-	{"logs", cli_container_verb, "Print the output of a detached container"},
-	{"exec", cli_container_verb, "Run a command in a running container"},
-	{"volume", cli_volume, "Manage volumes"},
-	{"image", cli_image, "Manage images"},
-	{"mount", cli_mount, "Mount an image to inspect it, or list mounts"},
-	{"umount", cli_umount, "Unmount what strata mount mounted"},
-	{"diff", cli_diff, "Show the changes of a container or upper dir"},
-	{"version", cli_version, "Show the strata version"},
-	{"help", cli_help, "Show this help"},
+    {"run", cli_run, "Create and run a new container"},
+    {"create", cli_create, "Create a new container"},
+    {"start", cli_container_verb, "Start stopped containers"},
+    {"stop", cli_container_verb, "Stop running containers"},
+    {"kill", cli_container_verb, "Send a signal to running containers"},
+    {"rm", cli_container_verb, "Remove containers"},
+    {"ps", cli_container_verb, "List containers"},
+    {"logs", cli_container_verb, "Print the output of a detached container"},
+    {"exec", cli_container_verb, "Run a command in a running container"},
+    {"volume", cli_volume, "Manage volumes"},
+    {"image", cli_image, "Manage images"},
+    {"mount", cli_mount, "Mount an image to inspect it, or list mounts"},
+    {"umount", cli_umount, "Unmount what strata mount mounted"},
+    {"diff", cli_diff, "Show the changes of a container or upper dir"},
+    {"version", cli_version, "Show the strata version"},
+    {"help", cli_help, "Show this help"},
 };
 
 int cli_error(const struct su_error *e)
@@ -65,8 +65,8 @@ static void print_commands(FILE *f, const char *parent, const struct cli_command
 	fprintf(f, "\nRun 'strata %s COMMAND --help' for more on a command.\n", parent);
 }
 
-int cli_dispatch(struct cli_ctx *ctx, const char *parent, const struct cli_command *cmds,
-		 size_t n, int argc, char **argv)
+int cli_dispatch(struct cli_ctx *ctx, const char *parent, const struct cli_command *cmds, size_t n,
+		 int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		print_commands(argc < 2 ? stderr : stdout, parent, cmds, n);
@@ -158,10 +158,10 @@ static char *absolute(char *path)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"root", required_argument, NULL, 'r'},
-		{"debug", no_argument, NULL, 'D'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"root", required_argument, NULL, 'r'},
+	    {"debug", no_argument, NULL, 'D'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct cli_ctx ctx = {0};
 	int c, rc;

@@ -111,11 +111,12 @@ static int do_mount(struct cli_ctx *ctx, const char *ref, const char *target, bo
 			abort();
 	if (r.nlayers == 1) /* overlayfs wants two layers without an upper */
 		su_strbuf_add(&lower, &len, &cap, ":", 1),
-			su_strbuf_add(&lower, &len, &cap, r.layers[0], strlen(r.layers[0]));
+		    su_strbuf_add(&lower, &len, &cap, r.layers[0], strlen(r.layers[0]));
 	base = record_base(ctx, dir);
 	su_mkdir_p(AT_FDCWD, base, 0700);
 	if (writable) {
-		_cleanup_free_ char *u = su_asprintf("%s/upper", base), *w = su_asprintf("%s/work", base);
+		_cleanup_free_ char *u = su_asprintf("%s/upper", base),
+				    *w = su_asprintf("%s/work", base);
 		su_mkdir_p(AT_FDCWD, u, 0755);
 		su_mkdir_p(AT_FDCWD, w, 0700);
 		opts = su_asprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, u, w);
@@ -131,8 +132,8 @@ static int do_mount(struct cli_ctx *ctx, const char *ref, const char *target, bo
 		img_resolved_free(&r);
 		return su_error_wrap(&e, "mount %s at %s", ref, dir), cli_error(&e);
 	}
-	j = json_pack("{s:s, s:s, s:s, s:b}", "Dir", dir, "Image", ref, "ImageID", r.id,
-		      "Writable", writable);
+	j = json_pack("{s:s, s:s, s:s, s:b}", "Dir", dir, "Image", ref, "ImageID", r.id, "Writable",
+		      writable);
 	text = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	rec = su_asprintf("%s.json", strrchr(base, '/') + 1);
@@ -250,7 +251,8 @@ int cli_diff(struct cli_ctx *ctx, int argc, char **argv)
 	if (argc == 4 && !strcmp(argv[2], "--image"))
 		image = strdup(argv[3]);
 	else if (argc != 2 || argv[1][0] == '-')
-		return cli_usage_error("diff", "usage: strata diff CONTAINER|UPPERDIR [--image IMAGE]");
+		return cli_usage_error("diff",
+				       "usage: strata diff CONTAINER|UPPERDIR [--image IMAGE]");
 	if (stat(argv[1], &st) == 0 && S_ISDIR(st.st_mode))
 		upper = strdup(argv[1]);
 	else if (container_image(ctx, argv[1], &upper, &image) < 0)

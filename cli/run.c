@@ -10,30 +10,30 @@
 #include <string.h>
 
 static const char run_help[] =
-	"Usage: strata %s [OPTIONS] IMAGE [COMMAND] [ARG...]\n"
-	"       strata %s [OPTIONS] --rootfs-layers TOP:...:BOTTOM [COMMAND] [ARG...]\n\n"
-	"%s\n\n"
-	"Options:\n"
-	"      --add-host host:ip   add a line to /etc/hosts (host=ip also works; ip\n"
-	"                           host-gateway: the host, with --network host)\n"
-	"  -d, --detach             run in the background and print the container id\n"
-	"      --entrypoint string  overwrite the image's entrypoint (\"\" clears it)\n"
-	"  -e, --env KEY[=VALUE]    set an environment variable\n"
-	"      --env-file file      read environment variables from a file\n"
-	"  -h, --hostname string    container host name\n"
-	"  -i, --interactive        keep stdin open\n"
-	"      --mount spec         attach a filesystem mount (type=bind|volume|tmpfs,...)\n"
-	"      --name string        name the container\n"
-	"      --network none|host  network namespace (default host)\n"
-	"      --read-only          mount the container's root filesystem read-only\n"
-	"      --rm                 remove the container and its anonymous volumes on exit\n"
-	"      --rootfs-layers L    expert: run over unpacked overlayfs layers (top first,\n"
-	"                           ':'-separated) instead of an image; no image config\n"
-	"  -t, --tty                allocate a pseudo-terminal\n"
-	"      --tmpfs path[:opts]  mount a tmpfs\n"
-	"  -u, --user user[:group]  user name or uid (and group)\n"
-	"  -v, --volume spec        bind mount a volume ([SRC:]DST[:OPTS])\n"
-	"  -w, --workdir string     working directory inside the container\n";
+    "Usage: strata %s [OPTIONS] IMAGE [COMMAND] [ARG...]\n"
+    "       strata %s [OPTIONS] --rootfs-layers TOP:...:BOTTOM [COMMAND] [ARG...]\n\n"
+    "%s\n\n"
+    "Options:\n"
+    "      --add-host host:ip   add a line to /etc/hosts (host=ip also works; ip\n"
+    "                           host-gateway: the host, with --network host)\n"
+    "  -d, --detach             run in the background and print the container id\n"
+    "      --entrypoint string  overwrite the image's entrypoint (\"\" clears it)\n"
+    "  -e, --env KEY[=VALUE]    set an environment variable\n"
+    "      --env-file file      read environment variables from a file\n"
+    "  -h, --hostname string    container host name\n"
+    "  -i, --interactive        keep stdin open\n"
+    "      --mount spec         attach a filesystem mount (type=bind|volume|tmpfs,...)\n"
+    "      --name string        name the container\n"
+    "      --network none|host  network namespace (default host)\n"
+    "      --read-only          mount the container's root filesystem read-only\n"
+    "      --rm                 remove the container and its anonymous volumes on exit\n"
+    "      --rootfs-layers L    expert: run over unpacked overlayfs layers (top first,\n"
+    "                           ':'-separated) instead of an image; no image config\n"
+    "  -t, --tty                allocate a pseudo-terminal\n"
+    "      --tmpfs path[:opts]  mount a tmpfs\n"
+    "  -u, --user user[:group]  user name or uid (and group)\n"
+    "  -v, --volume spec        bind mount a volume ([SRC:]DST[:OPTS])\n"
+    "  -w, --workdir string     working directory inside the container\n";
 
 struct run_opts {
 	bool detach, interactive, tty, read_only, rm, net_none, have_entry;
@@ -42,7 +42,7 @@ struct run_opts {
 	size_t nenv;
 	const char **add_hosts; /* as typed, checked once the options are read */
 	size_t nadd_hosts;
-	char **extra_hosts;     /* add_hosts as recorded ("name:ip") */
+	char **extra_hosts; /* add_hosts as recorded ("name:ip") */
 	struct vol_mount *mounts;
 	size_t nmounts;
 };
@@ -87,10 +87,11 @@ static int check_names(const char *verb, struct run_opts *o)
 	struct su_error e = {0};
 
 	if (o->hostname && !lch_hostname_valid(o->hostname))
-		return cli_usage_error(verb,
-				       "--hostname: invalid host name \"%s\" (letters, digits, '-', "
-				       "'_' and '.', starting with a letter or digit, at most 64)",
-				       o->hostname);
+		return cli_usage_error(
+		    verb,
+		    "--hostname: invalid host name \"%s\" (letters, digits, '-', "
+		    "'_' and '.', starting with a letter or digit, at most 64)",
+		    o->hostname);
 	o->extra_hosts = calloc(o->nadd_hosts + 1, sizeof(*o->extra_hosts));
 	if (!o->extra_hosts)
 		return cli_usage_error(verb, "out of memory");
@@ -121,18 +122,27 @@ static int add_mount(struct run_opts *o, int kind, const char *spec, struct su_e
 static int parse(const char *verb, int argc, char **argv, struct run_opts *o, int *first_arg)
 {
 	static const struct option opts[] = {
-		{"add-host", required_argument, NULL, 'A'},
-		{"detach", no_argument, NULL, 'd'},	     {"entrypoint", required_argument, NULL, 'E'},
-		{"env", required_argument, NULL, 'e'},	     {"env-file", required_argument, NULL, 'F'},
-		{"hostname", required_argument, NULL, 'h'}, {"interactive", no_argument, NULL, 'i'},
-		{"mount", required_argument, NULL, 'M'},    {"name", required_argument, NULL, 'n'},
-		{"network", required_argument, NULL, 'N'},  {"net", required_argument, NULL, 'N'},
-		{"read-only", no_argument, NULL, 'R'},	     {"rm", no_argument, NULL, 'X'},
-		{"rootfs-layers", required_argument, NULL, 'L'},
-		{"tty", no_argument, NULL, 't'},	     {"tmpfs", required_argument, NULL, 'T'},
-		{"user", required_argument, NULL, 'u'},     {"volume", required_argument, NULL, 'v'},
-		{"workdir", required_argument, NULL, 'w'},  {"help", no_argument, NULL, 'H'},
-		{NULL, 0, NULL, 0},
+	    {"add-host", required_argument, NULL, 'A'},
+	    {"detach", no_argument, NULL, 'd'},
+	    {"entrypoint", required_argument, NULL, 'E'},
+	    {"env", required_argument, NULL, 'e'},
+	    {"env-file", required_argument, NULL, 'F'},
+	    {"hostname", required_argument, NULL, 'h'},
+	    {"interactive", no_argument, NULL, 'i'},
+	    {"mount", required_argument, NULL, 'M'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"network", required_argument, NULL, 'N'},
+	    {"net", required_argument, NULL, 'N'},
+	    {"read-only", no_argument, NULL, 'R'},
+	    {"rm", no_argument, NULL, 'X'},
+	    {"rootfs-layers", required_argument, NULL, 'L'},
+	    {"tty", no_argument, NULL, 't'},
+	    {"tmpfs", required_argument, NULL, 'T'},
+	    {"user", required_argument, NULL, 'u'},
+	    {"volume", required_argument, NULL, 'v'},
+	    {"workdir", required_argument, NULL, 'w'},
+	    {"help", no_argument, NULL, 'H'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct su_error e = {0};
 	int c;
@@ -145,35 +155,63 @@ static int parse(const char *verb, int argc, char **argv, struct run_opts *o, in
 			if (add_host(o, optarg) < 0)
 				return cli_usage_error(verb, "out of memory");
 			break;
-		case 'd': o->detach = true; break;
-		case 'E': o->entry = optarg; o->have_entry = true; break;
-		case 'e': add_env(o, optarg); break;
+		case 'd':
+			o->detach = true;
+			break;
+		case 'E':
+			o->entry = optarg;
+			o->have_entry = true;
+			break;
+		case 'e':
+			add_env(o, optarg);
+			break;
 		case 'F':
 			if (lch_env_file_read(optarg, &o->env, &o->nenv, &e) < 0)
 				return cli_error(&e);
 			break;
-		case 'h': o->hostname = optarg; break;
-		case 'i': o->interactive = true; break;
-		case 'n': o->name = optarg; break;
+		case 'h':
+			o->hostname = optarg;
+			break;
+		case 'i':
+			o->interactive = true;
+			break;
+		case 'n':
+			o->name = optarg;
+			break;
 		case 'N':
 			if (strcmp(optarg, "none") && strcmp(optarg, "host"))
 				return cli_usage_error(verb, "--network: only none or host");
 			o->net_none = !strcmp(optarg, "none");
 			break;
-		case 'R': o->read_only = true; break;
-		case 'X': o->rm = true; break;
-		case 'L': o->layers = optarg; break;
-		case 't': o->tty = true; break;
-		case 'u': o->user = optarg; break;
-		case 'w': o->workdir = optarg; break;
-		case 'v': case 'M': case 'T':
+		case 'R':
+			o->read_only = true;
+			break;
+		case 'X':
+			o->rm = true;
+			break;
+		case 'L':
+			o->layers = optarg;
+			break;
+		case 't':
+			o->tty = true;
+			break;
+		case 'u':
+			o->user = optarg;
+			break;
+		case 'w':
+			o->workdir = optarg;
+			break;
+		case 'v':
+		case 'M':
+		case 'T':
 			if (add_mount(o, c, optarg, &e) < 0)
 				return cli_error(&e);
 			break;
 		case 'H':
 			printf(run_help, verb, verb,
-			       !strcmp(verb, "run") ? "Create and run a new container from an image."
-						    : "Create a new container.");
+			       !strcmp(verb, "run")
+				   ? "Create and run a new container from an image."
+				   : "Create a new container.");
 			return -1;
 		default:
 			return cli_bad_option(verb, c, argv);
@@ -198,11 +236,12 @@ static int to_lch_mount(const struct vol_mount *v, struct lch_mount *m)
 		char size[48] = "";
 
 		if (v->tmpfs_size)
-			snprintf(size, sizeof(size), ",size=%llu", (unsigned long long)v->tmpfs_size);
+			snprintf(size, sizeof(size), ",size=%llu",
+				 (unsigned long long)v->tmpfs_size);
 		m->flags = v->flags;
-		m->data = su_asprintf("mode=%o%s%s%s", (unsigned)(v->tmpfs_mode ? v->tmpfs_mode : 01777),
-				      size, v->tmpfs_data && *v->tmpfs_data ? "," : "",
-				      v->tmpfs_data ? v->tmpfs_data : "");
+		m->data = su_asprintf(
+		    "mode=%o%s%s%s", (unsigned)(v->tmpfs_mode ? v->tmpfs_mode : 01777), size,
+		    v->tmpfs_data && *v->tmpfs_data ? "," : "", v->tmpfs_data ? v->tmpfs_data : "");
 	}
 	return m->target ? 0 : -1;
 }
@@ -261,8 +300,8 @@ static int build_spec(const struct cli_ctx *ctx, struct run_opts *o, int argc, c
 		s->image = strdup(o->layers);
 		for (size_t i = 0; s->layers && s->layers[i]; i++)
 			if (s->layers[i][0] != '/')
-				return su_error_set(e, EINVAL, "--rootfs-layers: %s is not absolute",
-						    s->layers[i]);
+				return su_error_set(
+				    e, EINVAL, "--rootfs-layers: %s is not absolute", s->layers[i]);
 		if (!s->layers || !s->layers[0])
 			return su_error_set(e, EINVAL, "--rootfs-layers: no layers");
 		args = argv;
@@ -281,8 +320,9 @@ static int build_spec(const struct cli_ctx *ctx, struct run_opts *o, int argc, c
 		goto out;
 	}
 	s->env = lch_env_merge(img.config.env, o->env);
-	s->workdir = o->workdir ? strdup(o->workdir)
-		     : img.config.workdir ? strdup(img.config.workdir) : NULL;
+	s->workdir = o->workdir		  ? strdup(o->workdir)
+		     : img.config.workdir ? strdup(img.config.workdir)
+					  : NULL;
 	s->user = o->user ? strdup(o->user) : img.config.user ? strdup(img.config.user) : NULL;
 	s->name = o->name ? strdup(o->name) : NULL;
 	s->hostname = o->hostname ? strdup(o->hostname) : NULL;
@@ -293,8 +333,10 @@ static int build_spec(const struct cli_ctx *ctx, struct run_opts *o, int argc, c
 	s->net_none = o->net_none;
 	s->auto_remove = o->rm;
 	if (s->workdir && s->workdir[0] != '/') {
-		su_error_set(e, EINVAL, "the working directory '%s' is invalid, it needs to be an "
-					"absolute path", s->workdir);
+		su_error_set(e, EINVAL,
+			     "the working directory '%s' is invalid, it needs to be an "
+			     "absolute path",
+			     s->workdir);
 		goto out;
 	}
 	r = build_mounts(o, img.config.volumes, s, e);

@@ -42,20 +42,20 @@ static int kv_add(json_t *obj, const char *kv)
 /* ---- create ---- */
 
 static const char create_help[] =
-	"Usage: strata volume create [OPTIONS] [VOLUME]\n\n"
-	"Create a volume (a random name when none is given) and print its name.\n\n"
-	"Options:\n"
-	"  -d, --driver string   volume driver (only \"local\")\n"
-	"      --label k=v       set metadata on the volume\n"
-	"      --name string     volume name\n"
-	"  -o, --opt k=v         driver options (type, device, o, size)\n";
+    "Usage: strata volume create [OPTIONS] [VOLUME]\n\n"
+    "Create a volume (a random name when none is given) and print its name.\n\n"
+    "Options:\n"
+    "  -d, --driver string   volume driver (only \"local\")\n"
+    "      --label k=v       set metadata on the volume\n"
+    "      --name string     volume name\n"
+    "  -o, --opt k=v         driver options (type, device, o, size)\n";
 
 static int volume_create(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"driver", required_argument, NULL, 'd'}, {"label", required_argument, NULL, 'l'},
-		{"name", required_argument, NULL, 'n'},	  {"opt", required_argument, NULL, 'o'},
-		{"help", no_argument, NULL, 'h'},	  {NULL, 0, NULL, 0},
+	    {"driver", required_argument, NULL, 'd'}, {"label", required_argument, NULL, 'l'},
+	    {"name", required_argument, NULL, 'n'},   {"opt", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0},
 	};
 	json_t *labels = json_object(), *options = json_object();
 	struct vol_create_opts o = {.labels = labels, .options = options};
@@ -114,12 +114,12 @@ out:
 /* ---- ls ---- */
 
 static const char ls_help[] =
-	"Usage: strata volume ls [OPTIONS]\n\n"
-	"List volumes.\n\n"
-	"Options:\n"
-	"  -f, --filter k=v   dangling=true|false, label=k[=v], name=REGEX, driver=local\n"
-	"      --format json  one JSON object per line\n"
-	"  -q, --quiet        only names\n";
+    "Usage: strata volume ls [OPTIONS]\n\n"
+    "List volumes.\n\n"
+    "Options:\n"
+    "  -f, --filter k=v   dangling=true|false, label=k[=v], name=REGEX, driver=local\n"
+    "      --format json  one JSON object per line\n"
+    "  -q, --quiet        only names\n";
 
 static char *labels_string(json_t *labels)
 {
@@ -129,9 +129,10 @@ static char *labels_string(json_t *labels)
 	json_t *v;
 
 	su_strbuf_add(&buf, &len, &cap, "", 0);
-	json_object_foreach(labels, k, v) {
-		_cleanup_free_ char *kv = su_asprintf("%s%s=%s", len ? "," : "", k,
-						      json_string_value(v));
+	json_object_foreach(labels, k, v)
+	{
+		_cleanup_free_ char *kv =
+		    su_asprintf("%s%s=%s", len ? "," : "", k, json_string_value(v));
 		if (kv)
 			su_strbuf_add(&buf, &len, &cap, kv, strlen(kv));
 	}
@@ -144,10 +145,10 @@ static void ls_print(const struct vol_info *v, bool quiet, bool json)
 		printf("%s\n", v->name);
 	} else if (json) {
 		_cleanup_free_ char *labels = labels_string(v->labels);
-		json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "Driver", v->driver,
-				      "Labels", labels ? labels : "", "Links", "N/A", "Mountpoint",
-				      v->mountpoint, "Name", v->name, "Scope", "local", "Size",
-				      "N/A");
+		json_t *o =
+		    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "Driver", v->driver, "Labels",
+			      labels ? labels : "", "Links", "N/A", "Mountpoint", v->mountpoint,
+			      "Name", v->name, "Scope", "local", "Size", "N/A");
 		_cleanup_free_ char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 
 		if (text)
@@ -161,9 +162,11 @@ static void ls_print(const struct vol_info *v, bool quiet, bool json)
 static int volume_ls(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"filter", required_argument, NULL, 'f'}, {"format", required_argument, NULL, 'F'},
-		{"quiet", no_argument, NULL, 'q'},	  {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"filter", required_argument, NULL, 'f'},
+	    {"format", required_argument, NULL, 'F'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct vol_filter *filter = NULL;
 	struct vol_store *s = NULL;
@@ -216,8 +219,8 @@ out:
 static int volume_inspect(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct vol_store *s = NULL;
 	json_t *arr;
@@ -262,9 +265,9 @@ static int volume_inspect(struct cli_ctx *ctx, int argc, char **argv)
 static int volume_rm(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"force", no_argument, NULL, 'f'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"force", no_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct vol_store *s = NULL;
 	bool force = false, first = true;
@@ -330,10 +333,10 @@ static bool confirm(bool all)
 static int volume_prune(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"all", no_argument, NULL, 'a'},
-		{"force", no_argument, NULL, 'f'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"all", no_argument, NULL, 'a'},
+	    {"force", no_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct vol_store *s = NULL;
 	struct su_error e = {0};
@@ -379,13 +382,13 @@ static int volume_prune(struct cli_ctx *ctx, int argc, char **argv)
 }
 
 static const struct cli_command volume_commands[] = {
-	{"create", volume_create, "Create a volume"},
-	{"inspect", volume_inspect, "Show volumes as JSON"},
-	{"ls", volume_ls, "List volumes"},
-	{"list", volume_ls, "Same as ls"},
-	{"prune", volume_prune, "Remove unused volumes"},
-	{"rm", volume_rm, "Remove volumes"},
-	{"remove", volume_rm, "Same as rm"},
+    {"create", volume_create, "Create a volume"},
+    {"inspect", volume_inspect, "Show volumes as JSON"},
+    {"ls", volume_ls, "List volumes"},
+    {"list", volume_ls, "Same as ls"},
+    {"prune", volume_prune, "Remove unused volumes"},
+    {"rm", volume_rm, "Remove volumes"},
+    {"remove", volume_rm, "Same as rm"},
 };
 
 int cli_volume(struct cli_ctx *ctx, int argc, char **argv)

@@ -77,7 +77,8 @@ char **lch_env_merge(char *const *image_env, char *const *user_env)
 	for (size_t i = 0; i < n; i++)
 		have_path |= su_str_has_prefix(v[i], "PATH=");
 	if (!have_path)
-		v[n++] = strdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+		v[n++] =
+		    strdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 	v[n] = NULL;
 	return v;
 }
@@ -253,8 +254,8 @@ int lch_user_resolve(int rootfd, const char *user, uid_t *uid, gid_t *gid, gid_t
 		*gid = 0; /* as Docker: no passwd entry, group 0 */
 	} else {
 		free(line);
-		return su_error_set(e, 0, "unable to find user %s: no matching entries in passwd file",
-				    u);
+		return su_error_set(
+		    e, 0, "unable to find user %s: no matching entries in passwd file", u);
 	}
 	if (g) {
 		if (is_num(g)) {
@@ -263,9 +264,8 @@ int lch_user_resolve(int rootfd, const char *user, uid_t *uid, gid_t *gid, gid_t
 			*gid = (gid_t)strtoul(f[2], NULL, 10);
 		} else {
 			free(line);
-			return su_error_set(e, 0,
-					    "unable to find group %s: no matching entries in group file",
-					    g);
+			return su_error_set(
+			    e, 0, "unable to find group %s: no matching entries in group file", g);
 		}
 		*ngroups = 0;
 	}
@@ -285,8 +285,8 @@ static bool host_name_valid(const char *h, size_t max)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char c = h[i];
-		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			     (c >= '0' && c <= '9');
+		bool alnum =
+		    (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 
 		if (!alnum && (!i || (c != '-' && c != '_' && c != '.')))
 			return false;
@@ -323,7 +323,8 @@ int lch_extra_host_parse(const char *arg, bool host_net, char **out, struct su_e
 	if (!name || !ip)
 		return su_error_set(e, ENOMEM, "add-host");
 	if (!host_name_valid(name, 253))
-		return su_error_set(e, 0, "bad format for add-host: \"%s\": invalid host name", arg);
+		return su_error_set(e, 0, "bad format for add-host: \"%s\": invalid host name",
+				    arg);
 	len = strlen(ip);
 	if (len > 2 && ip[0] == '[' && ip[len - 1] == ']') {
 		memmove(ip, ip + 1, len - 2);

@@ -22,9 +22,10 @@ static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUS
 
 /* Docker's default capabilities (moby oci/caps/defaults.go). */
 static const int default_caps[] = {
-	CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FSETID,	    CAP_FOWNER,	    CAP_MKNOD,
-	CAP_NET_RAW, CAP_SETGID,      CAP_SETUID,	    CAP_SETFCAP,    CAP_SETPCAP,
-	CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE,
+    CAP_CHOWN,	 CAP_DAC_OVERRIDE, CAP_FSETID,		 CAP_FOWNER,
+    CAP_MKNOD,	 CAP_NET_RAW,	   CAP_SETGID,		 CAP_SETUID,
+    CAP_SETFCAP, CAP_SETPCAP,	   CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
+    CAP_KILL,	 CAP_AUDIT_WRITE,
 };
 
 static bool is_default_cap(int cap)
@@ -43,8 +44,7 @@ static bool setgroups_denied(void)
 	       su_str_has_prefix(s, "deny");
 }
 
-int lch_caps_and_user(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups,
-		      struct su_error *e)
+int lch_caps_and_user(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups, struct su_error *e)
 {
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct data[2] = {{0}};

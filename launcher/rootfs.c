@@ -34,20 +34,20 @@ struct lch_mount_attr {
 
 /* Docker's default masked and read-only paths (moby oci/defaults.go). */
 static const char *const masked_paths[] = {
-	"/proc/asound",	    "/proc/acpi",	   "/proc/interrupts", "/proc/kcore",
-	"/proc/keys",	    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-	"/proc/sched_debug", "/proc/scsi",	   "/sys/firmware",    "/sys/devices/virtual/powercap",
+    "/proc/asound",	 "/proc/acpi",		"/proc/interrupts", "/proc/kcore",
+    "/proc/keys",	 "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+    "/proc/sched_debug", "/proc/scsi",		"/sys/firmware",    "/sys/devices/virtual/powercap",
 };
 static const char *const readonly_paths[] = {
-	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 };
 static const char *const devices[] = {"null", "zero", "full", "random", "urandom", "tty"};
 
 static int openat2_in_root(int rootfd, const char *path, int flags)
 {
 	struct open_how how = {
-		.flags = (unsigned long long)(flags | O_PATH | O_CLOEXEC),
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	    .flags = (unsigned long long)(flags | O_PATH | O_CLOEXEC),
+	    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
 	};
 	const char *rel = path;
 
@@ -107,8 +107,8 @@ int lch_open_in_root(int rootfd, const char *path, bool file, struct su_error *e
 		if (parent < 0)
 			return su_error_set(e, errno, "open the parent of %s in the container", p);
 		if (last && file) {
-			fd = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
-				    0644);
+			fd = openat(parent, name,
+				    O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
 			if (fd >= 0)
 				close(fd);
 		} else {
@@ -138,8 +138,8 @@ static unsigned long locked_flags(const char *path)
 	static const struct {
 		unsigned long st, ms;
 	} map[] = {
-		{ST_NOSUID, MS_NOSUID},	  {ST_NODEV, MS_NODEV},		{ST_NOEXEC, MS_NOEXEC},
-		{ST_NOATIME, MS_NOATIME}, {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME},
+	    {ST_NOSUID, MS_NOSUID},   {ST_NODEV, MS_NODEV},	      {ST_NOEXEC, MS_NOEXEC},
+	    {ST_NOATIME, MS_NOATIME}, {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME},
 	};
 	struct statvfs sv;
 	unsigned long f = 0;
@@ -384,7 +384,7 @@ static int user_mounts(int rootfd, const struct lch_rootfs *r, struct su_error *
 	/* Stable by depth: a parent is mounted before what goes inside it. */
 	for (size_t i = 1; i < n; i++)
 		for (size_t k = i; k > 0 && depth(s->mounts[order[k - 1]].target) >
-						    depth(s->mounts[order[k]].target);
+						depth(s->mounts[order[k]].target);
 		     k--) {
 			size_t t = order[k];
 			order[k] = order[k - 1];
@@ -444,8 +444,8 @@ static int etc_mounts(int rootfd, const struct lch_rootfs *r, struct su_error *e
 				continue;
 			close(fd);
 		}
-		if (mount_in_root(rootfd, target, true, src, NULL, MS_BIND, NULL, r->spec->read_only,
-				  e) < 0)
+		if (mount_in_root(rootfd, target, true, src, NULL, MS_BIND, NULL,
+				  r->spec->read_only, e) < 0)
 			return -1;
 	}
 	return 0;

@@ -340,7 +340,8 @@ static int write_etc_files(int dfd, const char *cdir, const struct lch_spec *spe
 		int r = su_write_atomic(dfd, etc_names[i], text[i], strlen(text[i]), 0644);
 
 		if (r < 0 || fchmodat(dfd, etc_names[i], 0644, 0) < 0)
-			return su_error_set(e, r < 0 ? -r : errno, "write %s/%s", cdir, etc_names[i]);
+			return su_error_set(e, r < 0 ? -r : errno, "write %s/%s", cdir,
+					    etc_names[i]);
 	}
 	return 0;
 }
@@ -361,7 +362,7 @@ static int make_init_layer(int dfd, const char *cdir, struct su_error *e)
 	for (size_t i = 0; i < ARRAY_SIZE(etc_names); i++) {
 		_cleanup_free_ char *p = su_asprintf("init/etc/%s", etc_names[i]);
 		_cleanup_close_ int fd =
-			p ? openat(dfd, p, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644) : -1;
+		    p ? openat(dfd, p, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644) : -1;
 
 		if (fd < 0 || fchmod(fd, 0644) < 0)
 			return su_error_set(e, errno, "create %s/%s", cdir, p ? p : etc_names[i]);
@@ -426,8 +427,12 @@ static int keeper_run(const char *root, const char *cdir, struct lch_spec *spec,
 		goto fail_fs;
 	}
 	if (init == 0) {
-		struct init_args a = {.root = root, .cdir = cdir, .spec = spec, .store = store,
-				      .sync = sv[1], .status_fd = status_fd,
+		struct init_args a = {.root = root,
+				      .cdir = cdir,
+				      .spec = spec,
+				      .store = store,
+				      .sync = sv[1],
+				      .status_fd = status_fd,
 				      .ws = term >= 0 ? &ws : NULL};
 		close(sv[0]);
 		init_main(&a);
@@ -508,8 +513,8 @@ static int read_status(int fd, pid_t *init, struct su_error *e)
 		*init = (pid_t)atoi(buf + 3);
 		return 0;
 	}
-	return su_error_set(e, 0, "%s", su_str_has_prefix(buf, "ERR ") ? buf + 4
-							    : "the container did not start");
+	return su_error_set(
+	    e, 0, "%s", su_str_has_prefix(buf, "ERR ") ? buf + 4 : "the container did not start");
 }
 
 static void raw_mode(int fd, struct termios *saved, bool *is_raw)
@@ -524,8 +529,7 @@ static void raw_mode(int fd, struct termios *saved, bool *is_raw)
 	*is_raw = tcsetattr(fd, TCSANOW, &t) == 0;
 }
 
-int lch_start(const char *root, const char *id, const struct lch_start_opts *o,
-	      struct su_error *e)
+int lch_start(const char *root, const char *id, const struct lch_start_opts *o, struct su_error *e)
 {
 	_cleanup_free_ char *cdir = su_asprintf("%s/containers/%s", root, id);
 	struct lch_spec spec = {0};

@@ -34,7 +34,8 @@ char *lch_fs_binary(void)
 		}
 	}
 	path = strdup(getenv("PATH") ?: "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");
-	for (dir = path ? strtok_r(path, ":", &save) : NULL; dir; dir = strtok_r(NULL, ":", &save)) {
+	for (dir = path ? strtok_r(path, ":", &save) : NULL; dir;
+	     dir = strtok_r(NULL, ":", &save)) {
 		char *p = su_asprintf("%s/strata-fs", dir);
 
 		if (p && access(p, X_OK) == 0) {
@@ -57,9 +58,9 @@ static bool subid_range(const char *file, const char *name, unsigned long id, un
 	while (f && fgets(line, sizeof(line), f)) {
 		if (sscanf(line, "%255[^:]:%lu:%lu", who, start, count) != 3)
 			continue;
-		if (*count > 0 && ((name && !strcmp(who, name)) ||
-				   (strspn(who, "0123456789") == strlen(who) &&
-				    strtoul(who, NULL, 10) == id)))
+		if (*count > 0 &&
+		    ((name && !strcmp(who, name)) ||
+		     (strspn(who, "0123456789") == strlen(who) && strtoul(who, NULL, 10) == id)))
 			return true;
 	}
 	return false;

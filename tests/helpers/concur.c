@@ -36,9 +36,9 @@
 
 #include "util/util.h"
 
-#define N_SLOTS   8  /* s-0..s-7 in each of d1 and d2 */
+#define N_SLOTS	  8  /* s-0..s-7 in each of d1 and d2 */
 #define N_TOKENS  12 /* tokens start in the first 12 of the 16 slots */
-#define HDR_LEN   24 /* "token %04u gen %08u\n" */
+#define HDR_LEN	  24 /* "token %04u gen %08u\n" */
 #define MAX_ITEMS 4096
 
 static const char *const shared_dirs[] = {"d1", "d2", "d3"};
@@ -64,8 +64,8 @@ struct token_rec {
 struct worker {
 	int id;
 	uint64_t rng;
-	int mnt;            /* dirfd of the mount: every path is relative to it */
-	unsigned seq;       /* makes this worker's names unique */
+	int mnt;      /* dirfd of the mount: every path is relative to it */
+	unsigned seq; /* makes this worker's names unique */
 	struct pfile files[MAX_ITEMS];
 	size_t nfiles;
 	char *dirs[64];
@@ -286,7 +286,8 @@ static void op_verify(struct worker *w)
 		die(w, "out of memory");
 	ssize_t r = su_read_all(fd, buf, f->len + 1);
 	if (r != (ssize_t)f->len || memcmp(buf, f->data, f->len) != 0)
-		die(w, "%s: read %zd bytes, expected %zu, or different content", f->path, r, f->len);
+		die(w, "%s: read %zd bytes, expected %zu, or different content", f->path, r,
+		    f->len);
 }
 
 static void op_rename_private(struct worker *w)
@@ -491,11 +492,12 @@ static void write_logs(struct worker *w, const char *logdir)
 }
 
 static void (*const ops[])(struct worker *) = {
-	op_create, op_create, op_create, op_overwrite, op_overwrite, op_append_private,
-	op_rename_private, op_rename_private, op_rename_private, op_unlink, op_unlink,
-	op_verify, op_verify, op_mkdir, op_rename_dir, op_rmdir,
-	op_claim, op_claim, op_claim, op_claim, op_place, op_place, op_place, op_delete_token,
-	op_append_shared, op_append_shared, op_append_shared,
+    op_create,	       op_create,	  op_create,	     op_overwrite,	op_overwrite,
+    op_append_private, op_rename_private, op_rename_private, op_rename_private, op_unlink,
+    op_unlink,	       op_verify,	  op_verify,	     op_mkdir,		op_rename_dir,
+    op_rmdir,	       op_claim,	  op_claim,	     op_claim,		op_claim,
+    op_place,	       op_place,	  op_place,	     op_delete_token,	op_append_shared,
+    op_append_shared,  op_append_shared,
 };
 
 static int worker_main(int id, uint64_t seed, unsigned nops, const char *mnt, const char *logdir,
@@ -608,10 +610,17 @@ int main(int argc, char **argv)
 	optind = 2;
 	while ((c = getopt(argc, argv, "p:n:s:")) != -1) {
 		switch (c) {
-		case 'p': procs = atoi(optarg); break;
-		case 'n': a.nops = a.ntags = (unsigned)strtoul(optarg, NULL, 0); break;
-		case 's': a.seed = strtoull(optarg, NULL, 0); break;
-		default: usage();
+		case 'p':
+			procs = atoi(optarg);
+			break;
+		case 'n':
+			a.nops = a.ntags = (unsigned)strtoul(optarg, NULL, 0);
+			break;
+		case 's':
+			a.seed = strtoull(optarg, NULL, 0);
+			break;
+		default:
+			usage();
 		}
 	}
 	if (strcmp(cmd, "setup") == 0 && optind + 2 == argc)
@@ -619,8 +628,8 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "run") == 0 && optind + 2 == argc) {
 		a.mnt = argv[optind];
 		a.logdir = argv[optind + 1];
-		printf("concur: seed %" PRIu64 ", %d processes, %u operations each\n", a.seed, procs,
-		       a.nops);
+		printf("concur: seed %" PRIu64 ", %d processes, %u operations each\n", a.seed,
+		       procs, a.nops);
 		fflush(stdout);
 		return fork_all(procs, run_one, &a) ? 1 : 0;
 	}

@@ -33,7 +33,7 @@
 #include "util/util.h"
 
 #define PATCH_LEN 4096
-#define CHUNK     (1 << 20)
+#define CHUNK	  (1 << 20)
 #define MAXNAMES  1024
 
 struct spec {
@@ -217,8 +217,8 @@ static void state_save(const struct model *m, const char *path)
 			continue;
 		s = &m->ino[m->names[i]];
 		name_of(i, name, sizeof(name));
-		fprintf(f, "%s %d %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", name, m->names[i], s->seed,
-			s->size, s->patch);
+		fprintf(f, "%s %d %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", name, m->names[i],
+			s->seed, s->size, s->patch);
 	}
 	if (fclose(f) != 0)
 		die("%s: %s", path, strerror(errno));
@@ -390,7 +390,9 @@ static void pick(const struct model *m, int w, struct op *o)
 			uint64_t c = rnd(100);
 			o->type = OP_REPLACE;
 			o->s.seed = mix(rnd_state) | 1;
-			o->s.size = c < 70 ? rnd(65536) : c < 95 ? rnd(1 << 20) : (4 << 20) + rnd(4 << 20);
+			o->s.size = c < 70   ? rnd(65536)
+				    : c < 95 ? rnd(1 << 20)
+					     : (4 << 20) + rnd(4 << 20);
 			return;
 		}
 		if (m->names[o->a] < 0)
@@ -556,7 +558,8 @@ static int cmd_check(const char *mnt, const char *state, const char *logdir, con
 			if (post.names[i] == m.names[i])
 				continue;
 			uncertain[i] = true;
-			seen.names[i] = post.names[i] < 0 ? -1 : new_ino(&seen, post.ino[post.names[i]]);
+			seen.names[i] =
+			    post.names[i] < 0 ? -1 : new_ino(&seen, post.ino[post.names[i]]);
 		}
 	}
 
@@ -568,8 +571,8 @@ static int cmd_check(const char *mnt, const char *state, const char *logdir, con
 		int have = fstatat(mfd, (name_of(i, name, sizeof(name)), name), &st,
 				   AT_SYMLINK_NOFOLLOW) == 0;
 		const struct spec *want = m.names[i] >= 0 ? &m.ino[m.names[i]] : NULL;
-		const struct spec *alt = uncertain[i] && seen.names[i] >= 0 ? &seen.ino[seen.names[i]]
-									  : NULL;
+		const struct spec *alt =
+		    uncertain[i] && seen.names[i] >= 0 ? &seen.ino[seen.names[i]] : NULL;
 		bool alt_absent = uncertain[i] && seen.names[i] < 0;
 		const struct spec *got = NULL;
 		bool ok = false;
@@ -655,8 +658,8 @@ static int cmd_check(const char *mnt, const char *state, const char *logdir, con
 				tmps++;
 				continue;
 			}
-			if (sscanf(de->d_name, "w%d-%d%c", &w, &k, &extra) == 2 && w >= 0 && w < P &&
-			    k >= 0 && k < K && k % 4 == d)
+			if (sscanf(de->d_name, "w%d-%d%c", &w, &k, &extra) == 2 && w >= 0 &&
+			    w < P && k >= 0 && k < K && k % 4 == d)
 				continue;
 			printf("%s/%s: unexpected entry\n", dn, de->d_name);
 			bad++;

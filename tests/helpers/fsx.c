@@ -58,33 +58,42 @@ enum op_kind {
 };
 
 static const char *const op_names[OP_COUNT] = {
-	[OP_READ] = "read",           [OP_READ_RO] = "read-ro",
-	[OP_READ_DIRECT] = "read-direct",
-	[OP_WRITE] = "write",         [OP_APPEND] = "append",
-	[OP_TRUNCATE] = "truncate",   [OP_MAPREAD] = "mapread",
-	[OP_MAPWRITE] = "mapwrite",   [OP_FALLOC] = "fallocate",
-	[OP_FALLOC_KEEP] = "falloc-keep", [OP_PUNCH] = "punch-hole",
-	[OP_REOPEN] = "reopen",       [OP_REOPEN_TRUNC] = "reopen-trunc",
-	[OP_COPY_RANGE] = "copy-range", [OP_FSYNC] = "fsync",
-	[OP_DROP_CACHE] = "drop-cache", [OP_STAT] = "stat",
+    [OP_READ] = "read",
+    [OP_READ_RO] = "read-ro",
+    [OP_READ_DIRECT] = "read-direct",
+    [OP_WRITE] = "write",
+    [OP_APPEND] = "append",
+    [OP_TRUNCATE] = "truncate",
+    [OP_MAPREAD] = "mapread",
+    [OP_MAPWRITE] = "mapwrite",
+    [OP_FALLOC] = "fallocate",
+    [OP_FALLOC_KEEP] = "falloc-keep",
+    [OP_PUNCH] = "punch-hole",
+    [OP_REOPEN] = "reopen",
+    [OP_REOPEN_TRUNC] = "reopen-trunc",
+    [OP_COPY_RANGE] = "copy-range",
+    [OP_FSYNC] = "fsync",
+    [OP_DROP_CACHE] = "drop-cache",
+    [OP_STAT] = "stat",
 };
 
 /* Relative frequencies of the operations. */
 static const unsigned op_weights[OP_COUNT] = {
-	[OP_READ] = 14,      [OP_READ_RO] = 8,   [OP_READ_DIRECT] = 8,   [OP_WRITE] = 16,   [OP_APPEND] = 3,
-	[OP_TRUNCATE] = 5,   [OP_MAPREAD] = 6,   [OP_MAPWRITE] = 6, [OP_FALLOC] = 3,
-	[OP_FALLOC_KEEP] = 2, [OP_PUNCH] = 3,    [OP_REOPEN] = 3,   [OP_REOPEN_TRUNC] = 1,
-	[OP_COPY_RANGE] = 6, [OP_FSYNC] = 2,     [OP_DROP_CACHE] = 3, [OP_STAT] = 4,
+    [OP_READ] = 14,	   [OP_READ_RO] = 8,	 [OP_READ_DIRECT] = 8, [OP_WRITE] = 16,
+    [OP_APPEND] = 3,	   [OP_TRUNCATE] = 5,	 [OP_MAPREAD] = 6,     [OP_MAPWRITE] = 6,
+    [OP_FALLOC] = 3,	   [OP_FALLOC_KEEP] = 2, [OP_PUNCH] = 3,       [OP_REOPEN] = 3,
+    [OP_REOPEN_TRUNC] = 1, [OP_COPY_RANGE] = 6,	 [OP_FSYNC] = 2,       [OP_DROP_CACHE] = 3,
+    [OP_STAT] = 4,
 };
 
 struct mfile {
 	char *path;
-	uint8_t *data;   /* model contents, max_size bytes, zero past size */
-	uint32_t *who;   /* operation number that last set each byte (0: initial) */
+	uint8_t *data; /* model contents, max_size bytes, zero past size */
+	uint32_t *who; /* operation number that last set each byte (0: initial) */
 	size_t size;
-	int fd;          /* O_RDWR, the descriptor writes go through */
-	int ro_fd;       /* O_RDONLY, opened before the writes it must see */
-	int dio_fd;      /* O_RDONLY|O_DIRECT, the same, but past the page cache */
+	int fd;	    /* O_RDWR, the descriptor writes go through */
+	int ro_fd;  /* O_RDONLY, opened before the writes it must see */
+	int dio_fd; /* O_RDONLY|O_DIRECT, the same, but past the page cache */
 };
 
 struct log_entry {
@@ -103,8 +112,8 @@ struct fsx {
 	uint64_t nlog;
 	long page;
 	uint8_t *buf;
-	uint8_t *dbuf;   /* page-aligned, for O_DIRECT */
-	bool no_direct;  /* the filesystem refused O_DIRECT */
+	uint8_t *dbuf;	  /* page-aligned, for O_DIRECT */
+	bool no_direct;	  /* the filesystem refused O_DIRECT */
 	bool map_rw_only; /* -M: map only through descriptors opened for writing */
 };
 
@@ -190,8 +199,9 @@ static void check_bytes(const struct fsx *f, int i, const char *how, uint64_t of
 	size_t nbad = 0;
 	for (size_t k = d; k < len; k++)
 		nbad += got[k] != m->data[off + k];
-	fprintf(stderr, "fsx: %s of %s: first difference at offset 0x%" PRIx64
-			" (%zu of 0x%zx bytes differ), size 0x%zx\n",
+	fprintf(stderr,
+		"fsx: %s of %s: first difference at offset 0x%" PRIx64
+		" (%zu of 0x%zx bytes differ), size 0x%zx\n",
 		how, m->path, off + d, nbad, len, m->size);
 	fprintf(stderr, "fsx: byte 0x%" PRIx64 " was last set by operation %" PRIu32 "%s\n",
 		off + d, m->who[off + d], m->who[off + d] ? "" : " (initial contents)");
@@ -278,8 +288,10 @@ static void read_exact(struct fsx *f, int fd, const char *path, uint64_t off, ui
 		if (r < 0)
 			fail(f, "pread %s off 0x%" PRIx64 ": %m", path, off + done);
 		if (r == 0)
-			fail(f, "pread %s: unexpected EOF at 0x%" PRIx64 ", expected 0x%" PRIx64
-				" more bytes", path, off + done, (uint64_t)(len - done));
+			fail(f,
+			     "pread %s: unexpected EOF at 0x%" PRIx64 ", expected 0x%" PRIx64
+			     " more bytes",
+			     path, off + done, (uint64_t)(len - done));
 		done += (size_t)r;
 	}
 }
@@ -319,8 +331,10 @@ static void op_read(struct fsx *f, int i, bool via_ro)
 		fail(f, "pread %s: %m", m->path);
 	uint64_t want = off >= m->size ? 0 : (m->size - off < len ? m->size - off : len);
 	if ((uint64_t)r != want)
-		fail(f, "pread %s off 0x%" PRIx64 " len 0x%" PRIx64 " returned 0x%zx, expected "
-			"0x%" PRIx64 " (model size 0x%zx)", m->path, off, len, r, want, m->size);
+		fail(f,
+		     "pread %s off 0x%" PRIx64 " len 0x%" PRIx64 " returned 0x%zx, expected "
+		     "0x%" PRIx64 " (model size 0x%zx)",
+		     m->path, off, len, r, want, m->size);
 	check_bytes(f, i, via_ro ? "read (read-only fd)" : "read", off, f->buf, (size_t)r);
 }
 
@@ -340,8 +354,10 @@ static void op_read_direct(struct fsx *f, int i)
 		fail(f, "pread %s (O_DIRECT): %m", m->path);
 	uint64_t want = off >= m->size ? 0 : (m->size - off < len ? m->size - off : len);
 	if ((uint64_t)r != want)
-		fail(f, "pread %s (O_DIRECT) off 0x%" PRIx64 " len 0x%" PRIx64 " returned 0x%zx, "
-			"expected 0x%" PRIx64 " (model size 0x%zx)", m->path, off, len, r, want, m->size);
+		fail(f,
+		     "pread %s (O_DIRECT) off 0x%" PRIx64 " len 0x%" PRIx64 " returned 0x%zx, "
+		     "expected 0x%" PRIx64 " (model size 0x%zx)",
+		     m->path, off, len, r, want, m->size);
 	check_bytes(f, i, "read (O_DIRECT fd)", off, f->dbuf, (size_t)r);
 }
 
@@ -364,8 +380,8 @@ static void op_append(struct fsx *f, int i)
 	struct mfile *m = &f->files[i];
 	if (m->size >= f->max_size)
 		return;
-	uint64_t len = 1 + rnd_below(f, (f->max_size - m->size) < 8192 ? f->max_size - m->size
-								  : 8192);
+	uint64_t len =
+	    1 + rnd_below(f, (f->max_size - m->size) < 8192 ? f->max_size - m->size : 8192);
 	log_op(f, OP_APPEND, i, m->size, len);
 	_cleanup_close_ int fd = open(m->path, O_WRONLY | O_APPEND);
 	if (fd < 0)
@@ -397,7 +413,8 @@ static void op_mapread(struct fsx *f, int i)
 	uint64_t pg = off & ~(uint64_t)(f->page - 1);
 	size_t maplen = (size_t)(off - pg + len);
 	bool via_ro = !f->map_rw_only && rnd_below(f, 2);
-	uint8_t *p = mmap(NULL, maplen, PROT_READ, MAP_SHARED, via_ro ? m->ro_fd : m->fd, (off_t)pg);
+	uint8_t *p =
+	    mmap(NULL, maplen, PROT_READ, MAP_SHARED, via_ro ? m->ro_fd : m->fd, (off_t)pg);
 	if (p == MAP_FAILED)
 		fail(f, "mmap %s PROT_READ: %m", m->path);
 	if (sigsetjmp(bus_jmp, 1))
@@ -441,9 +458,9 @@ static void op_fallocate(struct fsx *f, int i, enum op_kind op)
 {
 	struct mfile *m = &f->files[i];
 	uint64_t off, len;
-	int mode = op == OP_FALLOC ? 0
+	int mode = op == OP_FALLOC	  ? 0
 		   : op == OP_FALLOC_KEEP ? FALLOC_FL_KEEP_SIZE
-					   : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+					  : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
 	pick_range(f, f->max_size, &off, &len);
 	log_op(f, op, i, off, len);
 	if (fallocate(m->fd, mode, (off_t)off, (off_t)len) < 0)
@@ -488,8 +505,10 @@ static void op_copy_range(struct fsx *f, int src)
 		if (r < 0)
 			fail(f, "copy_file_range %s -> %s: %m", ms->path, md->path);
 		if (r == 0)
-			fail(f, "copy_file_range %s -> %s: returned 0 after 0x%" PRIx64 " of 0x%" PRIx64
-				" bytes", ms->path, md->path, done, want);
+			fail(f,
+			     "copy_file_range %s -> %s: returned 0 after 0x%" PRIx64
+			     " of 0x%" PRIx64 " bytes",
+			     ms->path, md->path, done, want);
 		done += (uint64_t)r;
 	}
 	e->res = done;
@@ -579,24 +598,55 @@ static void run_op(struct fsx *f)
 	int i = (int)rnd_below(f, f->nfiles);
 	open_fds(f, i, 0);
 	switch (op) {
-	case OP_READ: op_read(f, i, false); break;
-	case OP_READ_RO: op_read(f, i, true); break;
-	case OP_READ_DIRECT: op_read_direct(f, i); break;
-	case OP_WRITE: op_write(f, i); break;
-	case OP_APPEND: op_append(f, i); break;
-	case OP_TRUNCATE: op_truncate(f, i); break;
-	case OP_MAPREAD: op_mapread(f, i); break;
-	case OP_MAPWRITE: op_mapwrite(f, i); break;
+	case OP_READ:
+		op_read(f, i, false);
+		break;
+	case OP_READ_RO:
+		op_read(f, i, true);
+		break;
+	case OP_READ_DIRECT:
+		op_read_direct(f, i);
+		break;
+	case OP_WRITE:
+		op_write(f, i);
+		break;
+	case OP_APPEND:
+		op_append(f, i);
+		break;
+	case OP_TRUNCATE:
+		op_truncate(f, i);
+		break;
+	case OP_MAPREAD:
+		op_mapread(f, i);
+		break;
+	case OP_MAPWRITE:
+		op_mapwrite(f, i);
+		break;
 	case OP_FALLOC:
 	case OP_FALLOC_KEEP:
-	case OP_PUNCH: op_fallocate(f, i, op); break;
-	case OP_REOPEN: op_reopen(f, i, false); break;
-	case OP_REOPEN_TRUNC: op_reopen(f, i, true); break;
-	case OP_COPY_RANGE: op_copy_range(f, i); break;
-	case OP_FSYNC: op_fsync(f, i); break;
-	case OP_DROP_CACHE: op_drop_cache(f, i); break;
-	case OP_STAT: op_stat(f, i); break;
-	case OP_COUNT: break;
+	case OP_PUNCH:
+		op_fallocate(f, i, op);
+		break;
+	case OP_REOPEN:
+		op_reopen(f, i, false);
+		break;
+	case OP_REOPEN_TRUNC:
+		op_reopen(f, i, true);
+		break;
+	case OP_COPY_RANGE:
+		op_copy_range(f, i);
+		break;
+	case OP_FSYNC:
+		op_fsync(f, i);
+		break;
+	case OP_DROP_CACHE:
+		op_drop_cache(f, i);
+		break;
+	case OP_STAT:
+		op_stat(f, i);
+		break;
+	case OP_COUNT:
+		break;
 	}
 }
 
@@ -702,11 +752,11 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"prepare", no_argument, NULL, 'P'},
-		{"verify-only", no_argument, NULL, 'v'},
-		{"model", required_argument, NULL, 'm'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"prepare", no_argument, NULL, 'P'},
+	    {"verify-only", no_argument, NULL, 'v'},
+	    {"model", required_argument, NULL, 'm'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct fsx f = {0};
 	uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16), iseed = 1, ops = 10000;
@@ -718,17 +768,38 @@ int main(int argc, char **argv)
 	bool map_rw_only = false;
 	while ((c = getopt_long(argc, argv, "s:n:i:N:S:V:Mh", longopts, NULL)) != -1) {
 		switch (c) {
-		case 's': seed = strtoull(optarg, NULL, 0); break;
-		case 'n': ops = strtoull(optarg, NULL, 0); break;
-		case 'i': iseed = strtoull(optarg, NULL, 0); break;
-		case 'N': nfiles = strtoul(optarg, NULL, 0); break;
-		case 'S': max_size = strtoul(optarg, NULL, 0); break;
-		case 'V': every = strtoul(optarg, NULL, 0); break;
-		case 'M': map_rw_only = true; break;
-		case 'P': do_prepare = true; break;
-		case 'v': verify_only = true; break;
-		case 'm': model = optarg; break;
-		default: usage();
+		case 's':
+			seed = strtoull(optarg, NULL, 0);
+			break;
+		case 'n':
+			ops = strtoull(optarg, NULL, 0);
+			break;
+		case 'i':
+			iseed = strtoull(optarg, NULL, 0);
+			break;
+		case 'N':
+			nfiles = strtoul(optarg, NULL, 0);
+			break;
+		case 'S':
+			max_size = strtoul(optarg, NULL, 0);
+			break;
+		case 'V':
+			every = strtoul(optarg, NULL, 0);
+			break;
+		case 'M':
+			map_rw_only = true;
+			break;
+		case 'P':
+			do_prepare = true;
+			break;
+		case 'v':
+			verify_only = true;
+			break;
+		case 'm':
+			model = optarg;
+			break;
+		default:
+			usage();
 		}
 	}
 	if (optind + 1 != argc || nfiles == 0 || max_size == 0 || (verify_only && !model))

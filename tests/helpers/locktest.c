@@ -15,7 +15,7 @@
 
 static int set_lock(int fd, short type, off_t start, off_t len)
 {
-	struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = len };
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = len};
 
 	return fcntl(fd, F_SETLK, &fl) < 0 ? -errno : 0;
 }
@@ -33,7 +33,7 @@ static const char *lock_result(int r)
 static int child_probe(const char *path, pid_t holder, int go_fd, int done_fd)
 {
 	_cleanup_close_ int fd = open(path, O_RDWR);
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 50, .l_len = 100 };
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 50, .l_len = 100};
 	char c;
 
 	if (fd < 0) {
@@ -45,7 +45,7 @@ static int child_probe(const char *path, pid_t holder, int go_fd, int done_fd)
 	if (fcntl(fd, F_GETLK, &fl) < 0) {
 		printf("getlk: %s\n", strerror(errno));
 	} else {
-		printf("getlk type: %s\n", fl.l_type == F_WRLCK   ? "F_WRLCK"
+		printf("getlk type: %s\n", fl.l_type == F_WRLCK	  ? "F_WRLCK"
 					   : fl.l_type == F_UNLCK ? "F_UNLCK"
 								  : "F_RDLCK");
 		printf("getlk pid is holder: %s\n", fl.l_pid == holder ? "yes" : "no");

@@ -89,9 +89,18 @@ static size_t unescape(const char *in, char *out)
 		}
 		in++;
 		switch (*in) {
-		case 'n': out[n++] = '\n'; in++; break;
-		case 'r': out[n++] = '\r'; in++; break;
-		case 't': out[n++] = '\t'; in++; break;
+		case 'n':
+			out[n++] = '\n';
+			in++;
+			break;
+		case 'r':
+			out[n++] = '\r';
+			in++;
+			break;
+		case 't':
+			out[n++] = '\t';
+			in++;
+			break;
 		case 'x': {
 			char hex[3] = {in[1], in[1] ? in[2] : 0, 0};
 
@@ -99,7 +108,9 @@ static size_t unescape(const char *in, char *out)
 			in += 1 + strlen(hex);
 			break;
 		}
-		default: out[n++] = *in++; break;
+		default:
+			out[n++] = *in++;
+			break;
 		}
 	}
 	return n;
@@ -176,7 +187,8 @@ int main(int argc, char **argv)
 	while (i < argc && strcmp(argv[i], "--"))
 		i++;
 	if (i + 1 >= argc) {
-		fprintf(stderr, "usage: ptyrun [size=R,C|wait=TEXT|send=TEXT|sleep=MS|eof]... -- CMD...\n");
+		fprintf(stderr,
+			"usage: ptyrun [size=R,C|wait=TEXT|send=TEXT|sleep=MS|eof]... -- CMD...\n");
 		return 2;
 	}
 	first = 1;

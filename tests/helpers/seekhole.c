@@ -20,7 +20,8 @@ static int print_map(int fd, off_t size)
 		if (data < 0 && errno == ENXIO)
 			data = size;
 		else if (data < 0) {
-			fprintf(stderr, "seekhole: SEEK_DATA %lld: %s\n", (long long)pos, strerror(errno));
+			fprintf(stderr, "seekhole: SEEK_DATA %lld: %s\n", (long long)pos,
+				strerror(errno));
 			return 1;
 		}
 		if (data > pos)
@@ -29,7 +30,8 @@ static int print_map(int fd, off_t size)
 			break;
 		off_t hole = lseek(fd, data, SEEK_HOLE);
 		if (hole < 0) {
-			fprintf(stderr, "seekhole: SEEK_HOLE %lld: %s\n", (long long)data, strerror(errno));
+			fprintf(stderr, "seekhole: SEEK_HOLE %lld: %s\n", (long long)data,
+				strerror(errno));
 			return 1;
 		}
 		printf("data %lld %lld\n", (long long)data, (long long)hole);

@@ -27,10 +27,10 @@
 
 #include "util/util.h"
 
-#define SLOTS   16  /* files per process: 0-7 start in the lower */
+#define SLOTS	16 /* files per process: 0-7 start in the lower */
 #define MAXSIZE (256 * 1024)
-#define SHARED  8
-#define HIST    16
+#define SHARED	8
+#define HIST	16
 
 struct slot {
 	bool present;
@@ -194,7 +194,8 @@ static int step(int mfd, int w, struct slot *sl, unsigned char *buf, long *nops)
 	}
 	if (t < 35) {
 		/* pwrite of a random range, creating the file if absent */
-		size_t off = rnd(MAXSIZE - 1), len = 1 + rnd(MAXSIZE - off < 65536 ? MAXSIZE - off : 65536);
+		size_t off = rnd(MAXSIZE - 1),
+		       len = 1 + rnd(MAXSIZE - off < 65536 ? MAXSIZE - off : 65536);
 		note("pwrite %s %zu+%zu", path, off, len);
 		fd = openat(mfd, path, O_WRONLY | O_CREAT, 0644);
 		if (fd < 0)
@@ -373,8 +374,8 @@ static int cmd_verify(const char *mnt, const char *logdir)
 			unsigned mode;
 			char path[64];
 			const char *why;
-			if (fscanf(f, "%d %zu %o", &present, &m.size, &mode) != 3 || fgetc(f) != '\n' ||
-			    fread(m.data, 1, m.size, f) != m.size)
+			if (fscanf(f, "%d %zu %o", &present, &m.size, &mode) != 3 ||
+			    fgetc(f) != '\n' || fread(m.data, 1, m.size, f) != m.size)
 				return fail(w, "bad model");
 			m.present = present;
 			m.mode = mode;
