@@ -27,20 +27,20 @@ int cli_error(const struct su_error *e);
 /* Prints "strata: <cmd>: <message>"; returns CLI_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Runs argv[1] from a table of subcommands; argv[0] names the parent. */
-int cli_dispatch(struct cli_ctx *ctx, const char *parent, const struct cli_command *cmds,
-		 size_t n, int argc, char **argv);
+int cli_dispatch(struct cli_ctx *ctx, const char *parent, const struct cli_command *cmds, size_t n,
+		 int argc, char **argv);
 /* Reports a getopt_long failure (optopt / argv) as a usage error. */
 int cli_bad_option(const char *cmd, int c, char **argv);
 
 /* ---- cli/volume.c ---- */
 
 int cli_volume(struct cli_ctx *ctx, int argc, char **argv);
-int cli_run(struct cli_ctx *ctx, int argc, char **argv); /* cli/run.c */
-int cli_create(struct cli_ctx *ctx, int argc, char **argv); /* cli/run.c */
+int cli_run(struct cli_ctx *ctx, int argc, char **argv);	    /* cli/run.c */
+int cli_create(struct cli_ctx *ctx, int argc, char **argv);	    /* cli/run.c */
 int cli_container_verb(struct cli_ctx *ctx, int argc, char **argv); /* cli/container.c */
-int cli_image(struct cli_ctx *ctx, int argc, char **argv); /* cli/image.c */
-int cli_mount(struct cli_ctx *ctx, int argc, char **argv); /* cli/mount.c */
-int cli_umount(struct cli_ctx *ctx, int argc, char **argv); /* cli/mount.c */
-int cli_diff(struct cli_ctx *ctx, int argc, char **argv); /* cli/mount.c */
+int cli_image(struct cli_ctx *ctx, int argc, char **argv);	    /* cli/image.c */
+int cli_mount(struct cli_ctx *ctx, int argc, char **argv);	    /* cli/mount.c */
+int cli_umount(struct cli_ctx *ctx, int argc, char **argv);	    /* cli/mount.c */
+int cli_diff(struct cli_ctx *ctx, int argc, char **argv);	    /* cli/mount.c */
 
 #endif

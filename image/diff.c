@@ -130,7 +130,7 @@ static int walk(struct changes *c, int dirfd, const char *path, struct su_error 
 			return su_error_set(e, ENOMEM, "diff");
 		if (S_ISDIR(st.st_mode)) {
 			_cleanup_close_ int sfd =
-				openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			    openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sfd < 0)
 				return su_error_set(e, errno, "open %s", sub);
 			if (walk(c, sfd, sub, e) < 0)

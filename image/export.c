@@ -47,8 +47,8 @@ static int add_fd(struct archive *w, const char *name, int fd, int64_t size, str
 	return n < 0 ? su_error_set(e, errno, "read %s", name) : 0;
 }
 
-static int add_json(struct archive *w, const char *name, json_t *j, char hex[65],
-		    size_t *len, struct su_error *e)
+static int add_json(struct archive *w, const char *name, json_t *j, char hex[65], size_t *len,
+		    struct su_error *e)
 {
 	_cleanup_free_ char *text = json_dumps(j, JSON_COMPACT);
 
@@ -99,15 +99,17 @@ static int write_layout(struct img_store *s, struct img_info *i, struct archive 
 			json_decref(layers);
 			return su_error_wrap(e, "layer %s", i->diff_ids[k]);
 		}
-		json_array_append_new(layers, json_pack("{s:s, s:s, s:I}", "mediaType",
-							"application/vnd.oci.image.layer.v1.tar",
-							"digest", i->diff_ids[k], "size",
-							(json_int_t)st.st_size));
+		json_array_append_new(layers,
+				      json_pack("{s:s, s:s, s:I}", "mediaType",
+						"application/vnd.oci.image.layer.v1.tar", "digest",
+						i->diff_ids[k], "size", (json_int_t)st.st_size));
 	}
 	man = json_pack("{s:i, s:s, s:{s:s, s:s+, s:I}, s:o}", "schemaVersion", 2, "mediaType",
-			OCI_MANIFEST, "config", "mediaType", "application/vnd.oci.image.config.v1+json",
-			"digest", "sha256:", i->id, "size", (json_int_t)cfglen, "layers", layers);
-	r = man ? add_json(w, "manifest", man, mhex, &mlen, e) : su_error_set(e, ENOMEM, "manifest");
+			OCI_MANIFEST, "config", "mediaType",
+			"application/vnd.oci.image.config.v1+json", "digest", "sha256:", i->id,
+			"size", (json_int_t)cfglen, "layers", layers);
+	r = man ? add_json(w, "manifest", man, mhex, &mlen, e)
+		: su_error_set(e, ENOMEM, "manifest");
 	json_decref(man);
 	if (r < 0)
 		return -1;
@@ -116,9 +118,9 @@ static int write_layout(struct img_store *s, struct img_info *i, struct archive 
 			  OCI_MANIFEST, "digest", "sha256:", mhex, "size", (json_int_t)mlen);
 	if (index && i->names[0]) {
 		const char *colon = strrchr(i->names[0], ':');
-		json_t *ann = json_pack("{s:s, s:s}", "io.containerd.image.name", i->names[0],
-					"org.opencontainers.image.ref.name",
-					colon ? colon + 1 : "latest");
+		json_t *ann =
+		    json_pack("{s:s, s:s}", "io.containerd.image.name", i->names[0],
+			      "org.opencontainers.image.ref.name", colon ? colon + 1 : "latest");
 		json_object_set_new(json_array_get(json_object_get(index, "manifests"), 0),
 				    "annotations", ann);
 	}

@@ -21,20 +21,20 @@
 
 #include "util/util.h"
 
-struct img_config {           /* from the image config's "config" object */
-	char **env;           /* NULL-terminated "K=V" */
-	char **entrypoint;    /* NULL-terminated or NULL */
-	char **cmd;           /* NULL-terminated or NULL */
-	char *workdir;        /* or NULL */
-	char *user;           /* or NULL */
-	char **volumes;       /* NULL-terminated container paths, or NULL */
-	char **labels;        /* NULL-terminated "K=V", or NULL */
+struct img_config {	   /* from the image config's "config" object */
+	char **env;	   /* NULL-terminated "K=V" */
+	char **entrypoint; /* NULL-terminated or NULL */
+	char **cmd;	   /* NULL-terminated or NULL */
+	char *workdir;	   /* or NULL */
+	char *user;	   /* or NULL */
+	char **volumes;	   /* NULL-terminated container paths, or NULL */
+	char **labels;	   /* NULL-terminated "K=V", or NULL */
 };
 
 struct img_resolved {
-	char *id;             /* hex sha256 of the config blob (image id) */
-	char *name;           /* "name:tag" as given or stored, may be NULL */
-	char **layers;        /* NULL-terminated absolute layer dirs, TOP FIRST (lowerdir order) */
+	char *id;      /* hex sha256 of the config blob (image id) */
+	char *name;    /* "name:tag" as given or stored, may be NULL */
+	char **layers; /* NULL-terminated absolute layer dirs, TOP FIRST (lowerdir order) */
 	size_t nlayers;
 	struct img_config config;
 };
@@ -55,11 +55,11 @@ char *img_name_normalize(const char *ref);
 
 struct img_info {
 	char *id;
-	char **names;         /* NULL-terminated, may be empty */
-	char *created;        /* RFC 3339 import time */
-	char **diff_ids;      /* NULL-terminated "sha256:<hex>", BOTTOM FIRST */
-	uint64_t size;        /* bytes of the unpacked layers */
-	json_t *config;       /* the config blob, parsed */
+	char **names;	 /* NULL-terminated, may be empty */
+	char *created;	 /* RFC 3339 import time */
+	char **diff_ids; /* NULL-terminated "sha256:<hex>", BOTTOM FIRST */
+	uint64_t size;	 /* bytes of the unpacked layers */
+	json_t *config;	 /* the config blob, parsed */
 };
 
 /* Every image, sorted by creation time (newest first). */
@@ -79,23 +79,23 @@ int img_prune(const char *root, bool all, char ***removed, struct su_error *e);
 /* ---- import and export (image/import.c, image/export.c) ---- */
 
 struct img_import_opts {
-	const char *name;     /* "name[:tag]" to give the image, or NULL */
-	bool quiet;           /* no progress on stderr */
+	const char *name; /* "name[:tag]" to give the image, or NULL */
+	bool quiet;	  /* no progress on stderr */
 };
 
 /* path: an OCI layout directory, or a tar (OCI archive, docker-save
  * archive, or plain rootfs tar, optionally compressed); "-" reads stdin.
  * *id_out (may be NULL) gets the image id. */
-int img_import(const char *root, const char *path, const struct img_import_opts *o,
-	       char **id_out, struct su_error *e);
+int img_import(const char *root, const char *path, const struct img_import_opts *o, char **id_out,
+	       struct su_error *e);
 /* Writes an OCI archive (tar of an OCI layout) of the image to path. */
 int img_export(const char *root, const char *ref, const char *path, struct su_error *e);
 
 /* ---- diff (image/diff.c) ---- */
 
 struct img_change {
-	char kind;            /* 'A', 'C' or 'D' */
-	char *path;           /* absolute container path */
+	char kind;  /* 'A', 'C' or 'D' */
+	char *path; /* absolute container path */
 };
 
 /* Changes in an overlayfs upper dir against its lowers (TOP FIRST, may be

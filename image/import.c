@@ -16,14 +16,14 @@
 struct import {
 	struct img_store *s;
 	const struct img_import_opts *o;
-	int dirfd;          /* the layout directory (extracted archive) */
-	char *stage;        /* images/.tmp-* holding an extracted archive */
-	json_t *config;     /* parsed config */
+	int dirfd;	/* the layout directory (extracted archive) */
+	char *stage;	/* images/.tmp-* holding an extracted archive */
+	json_t *config; /* parsed config */
 	char *config_raw;
 	size_t config_len;
 	char config_hex[65];
-	char *name;         /* from the archive, when opts give none */
-	char **new_layers;  /* added by this import, for cleanup on failure */
+	char *name;	   /* from the archive, when opts give none */
+	char **new_layers; /* added by this import, for cleanup on failure */
 	size_t nnew;
 };
 
@@ -95,8 +95,7 @@ static bool layout_marker(const char *p)
 {
 	while (p[0] == '.' && p[1] == '/')
 		p += 2;
-	return !strcmp(p, "oci-layout") || !strcmp(p, "index.json") ||
-	       !strcmp(p, "manifest.json");
+	return !strcmp(p, "oci-layout") || !strcmp(p, "index.json") || !strcmp(p, "manifest.json");
 }
 
 /* 1: an image archive (OCI or docker-save), 0: anything else. */
@@ -152,8 +151,8 @@ static int unpack_outer(struct import *im, const char *path, struct su_error *e)
 /* ---- manifests ---- */
 
 struct layer_ref {
-	char *path;      /* within the layout */
-	char *blob_hex;  /* expected blob digest, or NULL */
+	char *path;	/* within the layout */
+	char *blob_hex; /* expected blob digest, or NULL */
 };
 
 static bool platform_ok(json_t *desc)
@@ -186,7 +185,8 @@ static int oci_manifest(struct import *im, json_t *index, int depth, json_t **ou
 
 	if (depth > 8)
 		return su_error_set(e, 0, "index nesting too deep");
-	json_array_foreach(json_object_get(index, "manifests"), i, desc) {
+	json_array_foreach(json_object_get(index, "manifests"), i, desc)
+	{
 		const char *mt = json_string_value(json_object_get(desc, "mediaType"));
 		const char *dg = json_string_value(json_object_get(desc, "digest"));
 		_cleanup_free_ char *p = blob_path(dg);
@@ -246,8 +246,7 @@ static int add_layer_ref(struct layer_ref **v, size_t *n, const char *path, cons
 	return nv[*n - 1].path ? 0 : -1;
 }
 
-static int parse_oci(struct import *im, struct layer_ref **layers, size_t *n,
-		     struct su_error *e)
+static int parse_oci(struct import *im, struct layer_ref **layers, size_t *n, struct su_error *e)
 {
 	json_t *index = NULL, *m = NULL, *desc;
 	const char *dg;
@@ -270,7 +269,8 @@ static int parse_oci(struct import *im, struct layer_ref **layers, size_t *n,
 		su_error_set(e, 0, "manifest: no layers array");
 		goto out;
 	}
-	json_array_foreach(json_object_get(m, "layers"), i, desc) {
+	json_array_foreach(json_object_get(m, "layers"), i, desc)
+	{
 		_cleanup_free_ char *lp = NULL;
 		dg = json_string_value(json_object_get(desc, "digest"));
 		if (!(lp = blob_path(dg))) {
@@ -299,8 +299,7 @@ static const char *path_digest(const char *p)
 	return NULL;
 }
 
-static int parse_docker(struct import *im, struct layer_ref **layers, size_t *n,
-			struct su_error *e)
+static int parse_docker(struct import *im, struct layer_ref **layers, size_t *n, struct su_error *e)
 {
 	json_t *man = NULL, *first, *x;
 	const char *cfg, *tag;
@@ -327,7 +326,8 @@ static int parse_docker(struct import *im, struct layer_ref **layers, size_t *n,
 		if (load_config(im, cfg, want, e) < 0)
 			goto out;
 	}
-	json_array_foreach(json_object_get(first, "Layers"), i, x) {
+	json_array_foreach(json_object_get(first, "Layers"), i, x)
+	{
 		const char *lp = json_string_value(x);
 		if (!lp || add_layer_ref(layers, n, lp, path_digest(lp)) < 0) {
 			su_error_set(e, ENOMEM, "manifest.json: layer %zu", i);
@@ -365,8 +365,8 @@ static int note_new(struct import *im, const char *diff)
 	return nv[im->nnew++] ? 0 : -1;
 }
 
-static int import_layers(struct import *im, struct layer_ref *layers, size_t n,
-			 uint64_t *size, struct su_error *e)
+static int import_layers(struct import *im, struct layer_ref *layers, size_t n, uint64_t *size,
+			 struct su_error *e)
 {
 	json_t *diffs = json_object_get(json_object_get(im->config, "rootfs"), "diff_ids");
 	struct img_progress p = {.show = !im->o->quiet && isatty(STDERR_FILENO), .nlayers = n};
@@ -401,8 +401,8 @@ static int import_layers(struct import *im, struct layer_ref *layers, size_t n,
 static int import_rootfs(struct import *im, const char *path, uint64_t *size, struct su_error *e)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct img_progress p = {.show = !im->o->quiet && isatty(STDERR_FILENO), .layer = 1,
-				 .nlayers = 1};
+	struct img_progress p = {
+	    .show = !im->o->quiet && isatty(STDERR_FILENO), .layer = 1, .nlayers = 1};
 	_cleanup_free_ char *diffid = NULL;
 	char diff[65];
 	bool reused;
@@ -417,11 +417,12 @@ static int import_rootfs(struct import *im, const char *path, uint64_t *size, st
 		return su_error_set(e, ENOMEM, "layer");
 	*size = img_layer_size(im->s, diff);
 	diffid = su_asprintf("sha256:%s", diff);
-	im->config = json_pack(
-		"{s:s, s:s, s:{s:[s]}, s:{s:s, s:[s]}}", "architecture", "amd64", "os", "linux",
-		"config", "Env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"rootfs", "type", "layers", "diff_ids", diffid);
-	if (!im->config || !(im->config_raw = json_dumps(im->config, JSON_COMPACT | JSON_SORT_KEYS)))
+	im->config = json_pack("{s:s, s:s, s:{s:[s]}, s:{s:s, s:[s]}}", "architecture", "amd64",
+			       "os", "linux", "config", "Env",
+			       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			       "rootfs", "type", "layers", "diff_ids", diffid);
+	if (!im->config ||
+	    !(im->config_raw = json_dumps(im->config, JSON_COMPACT | JSON_SORT_KEYS)))
 		return su_error_set(e, ENOMEM, "config");
 	im->config_len = strlen(im->config_raw);
 	img_sha256_hex(im->config_raw, im->config_len, im->config_hex);
@@ -505,8 +506,8 @@ static void import_clear(struct import *im)
 	su_strv_free(im->new_layers);
 }
 
-int img_import(const char *root, const char *path, const struct img_import_opts *o,
-	       char **id_out, struct su_error *e)
+int img_import(const char *root, const char *path, const struct img_import_opts *o, char **id_out,
+	       struct su_error *e)
 {
 	_cleanup_store_ struct img_store *s = NULL;
 	_cleanup_unlock_ int lock = -1;

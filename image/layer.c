@@ -55,8 +55,8 @@ static void progress(struct img_progress *p, uint64_t add, bool done)
 	if (!done && now == p->last)
 		return;
 	p->last = now;
-	fprintf(stderr, "\rlayer %zu/%zu: %.1f MB%s", p->layer, p->nlayers,
-		(double)p->bytes / 1e6, done ? "\n" : "");
+	fprintf(stderr, "\rlayer %zu/%zu: %.1f MB%s", p->layer, p->nlayers, (double)p->bytes / 1e6,
+		done ? "\n" : "");
 }
 
 /* Writes the decompressed blob to outfd; fills blob_hex and diff_hex. */
@@ -136,11 +136,11 @@ struct dir_time {
 
 struct extract {
 	int rootfd;
-	bool root;          /* real root: trusted.* xattrs, chown must work */
+	bool root;	    /* real root: trusted.* xattrs, chown must work */
 	const char *opaque; /* opaque xattr name */
 	struct dir_time *dirs;
 	size_t ndirs;
-	const char *entry;  /* for messages */
+	const char *entry; /* for messages */
 };
 
 static bool real_root(void)
@@ -420,7 +420,7 @@ static int make_file(struct extract *x, struct archive *a, struct archive_entry 
 		     const char *leaf, struct su_error *e)
 {
 	_cleanup_close_ int fd =
-		openat(dirfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	    openat(dirfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	struct timespec ts[2];
 
 	if (fd < 0)
@@ -453,7 +453,8 @@ static int make_other(struct extract *x, struct archive_entry *ent, int dirfd, c
 		dev_t dev = type == AE_IFIFO ? 0 : archive_entry_rdev(ent);
 		if (mknodat(dirfd, leaf, type | 0600, dev) < 0) {
 			if (errno == EPERM && type != AE_IFIFO)
-				return su_error_set(e, 0, "device node: creating devices needs root");
+				return su_error_set(e, 0,
+						    "device node: creating devices needs root");
 			return su_error_set(e, errno, "mknod");
 		}
 	} else {
@@ -545,8 +546,7 @@ int img_extract(int tarfd, int rootfd, bool filters, struct su_error *e)
 		su_error_set(e, 0, "%s", archive_error_string(a));
 		goto out;
 	}
-	while ((ar = archive_read_next_header(a, &ent)) == ARCHIVE_OK ||
-	       ar == ARCHIVE_WARN) {
+	while ((ar = archive_read_next_header(a, &ent)) == ARCHIVE_OK || ar == ARCHIVE_WARN) {
 		if (extract_entry(&x, a, ent, e) < 0) {
 			su_error_wrap(e, "entry \"%s\"", archive_entry_pathname(ent));
 			goto out;
@@ -614,9 +614,8 @@ fail:
 	return -1;
 }
 
-int img_layer_unpack(struct img_store *s, int blobfd, const char *want_blob,
-		     const char *want_diff, char diff_out[65], bool *reused,
-		     struct img_progress *p, struct su_error *e)
+int img_layer_unpack(struct img_store *s, int blobfd, const char *want_blob, const char *want_diff,
+		     char diff_out[65], bool *reused, struct img_progress *p, struct su_error *e)
 {
 	char tmp[64], tarname[80], blob_hex[65], diff_hex[65];
 	_cleanup_close_ int tarfd = -1;

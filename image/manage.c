@@ -13,17 +13,17 @@ json_t *img_info_to_json(const char *root, const struct img_info *i)
 {
 	json_t *cfg = json_object_get(i->config, "config");
 	json_t *o, *tags = json_array(), *diffs = json_array(), *layers = json_array(), *c;
-	const char *keys[] = {"Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Volumes",
-			      "Labels"};
+	const char *keys[] = {"Env",  "Cmd",	 "Entrypoint", "WorkingDir",
+			      "User", "Volumes", "Labels"};
 	const char *created = json_string_value(json_object_get(i->config, "created"));
 
 	for (size_t k = 0; i->names[k]; k++)
 		json_array_append_new(tags, json_string(i->names[k]));
 	for (size_t k = 0; i->diff_ids[k]; k++) {
 		json_array_append_new(diffs, json_string(i->diff_ids[k]));
-		json_array_append_new(
-			layers, json_pack("{s:s, s:s++}", "DiffID", i->diff_ids[k], "Path", root,
-					  "/layers/sha256/", img_digest_hex(i->diff_ids[k])));
+		json_array_append_new(layers, json_pack("{s:s, s:s++}", "DiffID", i->diff_ids[k],
+							"Path", root, "/layers/sha256/",
+							img_digest_hex(i->diff_ids[k])));
 	}
 	c = json_object();
 	for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
@@ -34,8 +34,8 @@ json_t *img_info_to_json(const char *root, const struct img_info *i)
 		      "sha256:", i->id, "RepoTags", tags, "Created", created ? created : i->created,
 		      "Imported", i->created, "Size", (json_int_t)i->size, "RootFS", "Type",
 		      "layers", "Layers", diffs, "LayerDirs", layers, "Config", c, "Architecture",
-		      json_string_value(json_object_get(i->config, "architecture")) ?: "",
-		      "Os", json_string_value(json_object_get(i->config, "os")) ?: "");
+		      json_string_value(json_object_get(i->config, "architecture")) ?: "", "Os",
+		      json_string_value(json_object_get(i->config, "os")) ?: "");
 	return o;
 }
 

@@ -40,7 +40,8 @@ static int strv_from_array(json_t *a, char ***out)
 	n = json_array_size(a);
 	if (!(*out = calloc(n + 1, sizeof(char *))))
 		return -1;
-	json_array_foreach(a, i, x) {
+	json_array_foreach(a, i, x)
+	{
 		if (!json_is_string(x) || !((*out)[i] = strdup(json_string_value(x))))
 			return -1;
 	}
@@ -61,7 +62,8 @@ static int strv_from_object(json_t *o, bool pairs, char ***out)
 		return -1;
 	if (!(*out = calloc(json_object_size(o) + 1, sizeof(char *))))
 		return -1;
-	json_object_foreach(o, k, v) {
+	json_object_foreach(o, k, v)
+	{
 		const char *s = json_string_value(v);
 		(*out)[i] = pairs ? su_asprintf("%s=%s", k, s ? s : "") : strdup(k);
 		if (!(*out)[i++])

@@ -82,7 +82,8 @@ static void gc_dir(int dirfd)
 		return;
 	}
 	while ((de = readdir(d))) {
-		if (!su_str_has_prefix(de->d_name, ".tmp-") && !su_str_has_prefix(de->d_name, ".rm-"))
+		if (!su_str_has_prefix(de->d_name, ".tmp-") &&
+		    !su_str_has_prefix(de->d_name, ".rm-"))
 			continue;
 		su_debug("removing leftover %s", de->d_name);
 		su_rm_rf_at(dirfd, de->d_name);
@@ -139,7 +140,8 @@ static char **json_strv(json_t *a)
 
 	if (!v)
 		return NULL;
-	json_array_foreach(a, i, x) {
+	json_array_foreach(a, i, x)
+	{
 		const char *str = json_string_value(x);
 		if (!(v[i] = strdup(str ? str : ""))) {
 			su_strv_free(v);
@@ -174,8 +176,7 @@ static int read_json(struct img_store *s, const char *id, const char *file, json
 	return 0;
 }
 
-int img_load_locked(struct img_store *s, const char *id, struct img_info **out,
-		    struct su_error *e)
+int img_load_locked(struct img_store *s, const char *id, struct img_info **out, struct su_error *e)
 {
 	json_t *meta = NULL, *config = NULL;
 	struct img_info *i;
@@ -350,8 +351,7 @@ static int meta_write(struct img_store *s, const char *id, json_t *meta, struct 
 }
 
 /* Takes name away from every image but keep. */
-static int untag_others(struct img_store *s, const char *name, const char *keep,
-			struct su_error *e)
+static int untag_others(struct img_store *s, const char *name, const char *keep, struct su_error *e)
 {
 	struct img_info **v = NULL;
 	size_t n = 0;
@@ -366,7 +366,8 @@ static int untag_others(struct img_store *s, const char *name, const char *keep,
 		if (!strcmp(v[i]->id, keep) || read_json(s, v[i]->id, "meta.json", &meta, e) < 0)
 			continue;
 		names = json_object_get(meta, "Names");
-		json_array_foreach(names, k, x) {
+		json_array_foreach(names, k, x)
+		{
 			if (!strcmp(json_string_value(x) ? json_string_value(x) : "", name)) {
 				json_array_remove(names, k);
 				r = meta_write(s, v[i]->id, meta, e);
@@ -392,11 +393,12 @@ static int add_name(struct img_store *s, const char *id, const char *name, struc
 		names = json_array();
 		json_object_set_new(meta, "Names", names);
 	}
-	json_array_foreach(names, k, x)
-		if (!strcmp(json_string_value(x) ? json_string_value(x) : "", name)) {
-			json_decref(meta);
-			return 0;
-		}
+	json_array_foreach(names, k,
+			   x) if (!strcmp(json_string_value(x) ? json_string_value(x) : "", name))
+	{
+		json_decref(meta);
+		return 0;
+	}
 	json_array_append_new(names, json_string(name));
 	r = meta_write(s, id, meta, e);
 	json_decref(meta);

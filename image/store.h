@@ -9,10 +9,10 @@
 #include "image/image.h"
 
 struct img_store {
-	char *root;     /* the state root */
-	char *images;   /* <root>/images */
-	char *layers;   /* <root>/layers/sha256 */
-	char *tars;     /* <root>/layers/tar */
+	char *root;   /* the state root */
+	char *images; /* <root>/images */
+	char *layers; /* <root>/layers/sha256 */
+	char *tars;   /* <root>/layers/tar */
 	int imagesfd;
 	int layersfd;
 	int tarsfd;
@@ -32,8 +32,7 @@ void img_store_unlockp(int *fd);
 #define _cleanup_unlock_ __attribute__((cleanup(img_store_unlockp)))
 /* Caller holds the lock.  errnum ENOENT when no image matches. */
 int img_lookup_locked(struct img_store *s, const char *ref, char **id, struct su_error *e);
-int img_load_locked(struct img_store *s, const char *id, struct img_info **out,
-		    struct su_error *e);
+int img_load_locked(struct img_store *s, const char *id, struct img_info **out, struct su_error *e);
 int img_list_locked(struct img_store *s, struct img_info ***out, size_t *n, struct su_error *e);
 /* Writes images/<id>/ from a config blob (atomically, replacing nothing);
  * moves names given to other images over to this one. */
@@ -66,9 +65,8 @@ struct img_progress {
  * sha256 hex, or NULL; want_diff: expected diff_id hex, or NULL (then
  * diff_out gets the computed one).  *reused tells whether the layer was
  * already there.  Caller holds the exclusive lock. */
-int img_layer_unpack(struct img_store *s, int blobfd, const char *want_blob,
-		     const char *want_diff, char diff_out[65], bool *reused,
-		     struct img_progress *p, struct su_error *e);
+int img_layer_unpack(struct img_store *s, int blobfd, const char *want_blob, const char *want_diff,
+		     char diff_out[65], bool *reused, struct img_progress *p, struct su_error *e);
 /* Safe extraction of a tar (compressed when filters) into rootfd: never
  * follows a symlink of the archive, refuses paths leaving rootfd, turns OCI
  * whiteouts into overlayfs ones. */

@@ -153,7 +153,8 @@ static int rm_children(int fd, dev_t dev)
 				int cr = rm_children(cfd, dev);
 				if (cr < 0)
 					r = cr;
-				if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+				if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0 &&
+				    errno != ENOENT)
 					r = -errno;
 				continue;
 			}

@@ -18,8 +18,8 @@ void su_closep(int *fd);
 void su_fclosep(void *fp);
 void su_closedirp(void *dp);
 
-#define _cleanup_free_     __attribute__((cleanup(su_freep)))
-#define _cleanup_close_    __attribute__((cleanup(su_closep)))
+#define _cleanup_free_	   __attribute__((cleanup(su_freep)))
+#define _cleanup_close_	   __attribute__((cleanup(su_closep)))
 #define _cleanup_fclose_   __attribute__((cleanup(su_fclosep)))
 #define _cleanup_closedir_ __attribute__((cleanup(su_closedirp)))
 
@@ -53,9 +53,9 @@ void su_log_to_syslog(void);
 bool su_log_enabled(enum su_log_level level);
 void su_log(enum su_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define su_err(...)   su_log(SU_LOG_ERROR, __VA_ARGS__)
-#define su_warn(...)  su_log(SU_LOG_WARN, __VA_ARGS__)
-#define su_info(...)  su_log(SU_LOG_INFO, __VA_ARGS__)
+#define su_err(...)  su_log(SU_LOG_ERROR, __VA_ARGS__)
+#define su_warn(...) su_log(SU_LOG_WARN, __VA_ARGS__)
+#define su_info(...) su_log(SU_LOG_INFO, __VA_ARGS__)
 #define su_debug(...)                                                                              \
 	do {                                                                                       \
 		if (su_log_enabled(SU_LOG_DEBUG))                                                  \
@@ -68,14 +68,14 @@ void su_log(enum su_log_level level, const char *fmt, ...) __attribute__((format
  * denied".  Only the command prints it, once. */
 
 struct su_error {
-	int errnum;    /* errno value, 0 when not from a syscall */
+	int errnum; /* errno value, 0 when not from a syscall */
 	char msg[1024];
 };
 
 /* Sets the error; a trailing ": strerror(errnum)" is added when errnum != 0.
  * Always returns -1 so callers can `return su_error_set(...)`. */
 int su_error_set(struct su_error *e, int errnum, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Prepends context to an error already set; returns -1. */
 int su_error_wrap(struct su_error *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void su_error_clear(struct su_error *e);

@@ -104,7 +104,8 @@ static int copy_file(struct copy_ctx *c, const struct copy_ent *en, const struct
 
 	if (sfd < 0)
 		return su_error_set(c->e, errno, "open %s", en->spath);
-	dfd = openat(en->ddir, en->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	dfd =
+	    openat(en->ddir, en->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (dfd < 0)
 		return su_error_set(c->e, errno, "create %s", en->dpath);
 	if ((r = su_copy_data(sfd, dfd, st->st_size)) < 0)
@@ -268,7 +269,8 @@ static int copy_into_stage(const char *src, const char *stage, struct su_error *
 		return su_error_set(e, errno, "open %s", stage);
 	c.rootfd = dfd;
 	r = copy_tree(&c, sfd, dfd, src, stage, "");
-	HASH_ITER(hh, c.links, l, tmp) {
+	HASH_ITER(hh, c.links, l, tmp)
+	{
 		HASH_DEL(c.links, l);
 		free(l->rel);
 		free(l);
@@ -333,8 +335,7 @@ static void populate_gc(struct vol_store *s, const char *name)
 			su_rm_rf_at(dirfd(d), de->d_name);
 }
 
-int vol_store_populate(struct vol_store *s, const char *name, const char *src,
-		       struct su_error *e)
+int vol_store_populate(struct vol_store *s, const char *name, const char *src, struct su_error *e)
 {
 	_cleanup_unlock_ int lock = vol_store_lock(s, true, e);
 	_cleanup_free_ char *dst = su_asprintf("%s/%s/_data", s->dir, name);

@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 
 static const char *const prop_names[] = {
-	[VOL_PROP_DEFAULT] = "",	 [VOL_PROP_PRIVATE] = "private", [VOL_PROP_RPRIVATE] = "rprivate",
-	[VOL_PROP_SHARED] = "shared",	 [VOL_PROP_RSHARED] = "rshared", [VOL_PROP_SLAVE] = "slave",
-	[VOL_PROP_RSLAVE] = "rslave",
+    [VOL_PROP_DEFAULT] = "",	  [VOL_PROP_PRIVATE] = "private", [VOL_PROP_RPRIVATE] = "rprivate",
+    [VOL_PROP_SHARED] = "shared", [VOL_PROP_RSHARED] = "rshared", [VOL_PROP_SLAVE] = "slave",
+    [VOL_PROP_RSLAVE] = "rslave",
 };
 
 static const char *type_name(enum vol_mount_type t)
@@ -133,7 +133,8 @@ static int host_path_abs(const char *src, char **out, struct su_error *e)
 		size_t ulen = strcspn(src + 1, "/");
 		_cleanup_free_ char *home = home_dir(src + 1, ulen);
 		if (!home)
-			return su_error_set(e, 0, "cannot expand '%s': unknown home directory", src);
+			return su_error_set(e, 0, "cannot expand '%s': unknown home directory",
+					    src);
 		joined = su_asprintf("%s/%s", home, src + 1 + ulen);
 	} else if (src[0] != '/') {
 		_cleanup_free_ char *cwd = getcwd(NULL, 0);
@@ -155,10 +156,11 @@ static int mount_validate(struct vol_mount *m, struct su_error *e)
 	char *clean;
 
 	if (m->target[0] != '/')
-		return su_error_set(e, 0,
-				    "invalid mount config for type \"%s\": invalid mount path: '%s' "
-				    "mount path must be absolute",
-				    t, m->target);
+		return su_error_set(
+		    e, 0,
+		    "invalid mount config for type \"%s\": invalid mount path: '%s' "
+		    "mount path must be absolute",
+		    t, m->target);
 	clean = path_clean(m->target);
 	if (!clean)
 		return su_error_set(e, ENOMEM, "parse target");
@@ -190,11 +192,12 @@ static int mount_validate(struct vol_mount *m, struct su_error *e)
 		break;
 	case VOL_MOUNT_VOLUME:
 		if (m->source && !vol_name_valid(m->source))
-			return su_error_set(e, 0,
-					    "\"%s\" includes invalid characters for a local volume "
-					    "name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If "
-					    "you intended to pass a host directory, use absolute path",
-					    m->source);
+			return su_error_set(
+			    e, 0,
+			    "\"%s\" includes invalid characters for a local volume "
+			    "name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If "
+			    "you intended to pass a host directory, use absolute path",
+			    m->source);
 		if (m->propagation != VOL_PROP_DEFAULT)
 			return su_error_set(e, 0,
 					    "invalid mount config for type \"volume\": field "
@@ -417,8 +420,8 @@ static int mount_field(const char *key, const char *val, const char *field, stru
 		else if (!strcasecmp(val, "tmpfs"))
 			m->type = VOL_MOUNT_TMPFS;
 		else
-			return su_error_set(e, 0, "invalid mount config for type \"%s\": mount type unknown",
-					    val);
+			return su_error_set(
+			    e, 0, "invalid mount config for type \"%s\": mount type unknown", val);
 	} else if (!strcmp(key, "source") || !strcmp(key, "src")) {
 		free(m->source);
 		if (!(m->source = strdup(val)))
@@ -491,12 +494,13 @@ static int mount_parse_fields(const char *spec, struct vol_mount *m, struct moun
 			*p = tolower((unsigned char)*p);
 		if (!eq) {
 			if (mount_flag(fld, m, f) < 0)
-				return su_error_set(e, 0, "invalid field '%s' must be a key=value pair",
-						    field);
+				return su_error_set(
+				    e, 0, "invalid field '%s' must be a key=value pair", field);
 			continue;
 		}
 		if (!eq[1])
-			return su_error_set(e, 0, "invalid value for %s: empty in '%s'", fld, field);
+			return su_error_set(e, 0, "invalid value for %s: empty in '%s'", fld,
+					    field);
 		if (mount_field(fld, eq + 1, field, m, f, e) < 0)
 			return -1;
 	}
@@ -520,7 +524,7 @@ int vol_spec_parse_mount(const char *spec, struct vol_mount *m, struct su_error 
 	if ((f.vol && m->type != VOL_MOUNT_VOLUME) || (f.bind && m->type != VOL_MOUNT_BIND) ||
 	    (f.tmpfs && m->type != VOL_MOUNT_TMPFS)) {
 		su_error_set(e, 0, "cannot mix '%s-*' options with mount type '%s'",
-			     f.vol && m->type != VOL_MOUNT_VOLUME ? "volume"
+			     f.vol && m->type != VOL_MOUNT_VOLUME  ? "volume"
 			     : f.bind && m->type != VOL_MOUNT_BIND ? "bind"
 								   : "tmpfs",
 			     t);
@@ -554,20 +558,20 @@ static const struct {
 	bool clear;
 	unsigned long flag;
 } tmpfs_flags[] = {
-	{"ro", false, MS_RDONLY},	  {"rw", true, MS_RDONLY},
-	{"noexec", false, MS_NOEXEC},	  {"exec", true, MS_NOEXEC},
-	{"nosuid", false, MS_NOSUID},	  {"suid", true, MS_NOSUID},
-	{"nodev", false, MS_NODEV},	  {"dev", true, MS_NODEV},
-	{"sync", false, MS_SYNCHRONOUS},  {"async", true, MS_SYNCHRONOUS},
-	{"dirsync", false, MS_DIRSYNC},	  {"noatime", false, MS_NOATIME},
-	{"atime", true, MS_NOATIME},	  {"nodiratime", false, MS_NODIRATIME},
-	{"diratime", true, MS_NODIRATIME}, {"relatime", false, MS_RELATIME},
-	{"norelatime", true, MS_RELATIME}, {"strictatime", false, MS_STRICTATIME},
+    {"ro", false, MS_RDONLY},	       {"rw", true, MS_RDONLY},
+    {"noexec", false, MS_NOEXEC},      {"exec", true, MS_NOEXEC},
+    {"nosuid", false, MS_NOSUID},      {"suid", true, MS_NOSUID},
+    {"nodev", false, MS_NODEV},	       {"dev", true, MS_NODEV},
+    {"sync", false, MS_SYNCHRONOUS},   {"async", true, MS_SYNCHRONOUS},
+    {"dirsync", false, MS_DIRSYNC},    {"noatime", false, MS_NOATIME},
+    {"atime", true, MS_NOATIME},       {"nodiratime", false, MS_NODIRATIME},
+    {"diratime", true, MS_NODIRATIME}, {"relatime", false, MS_RELATIME},
+    {"norelatime", true, MS_RELATIME}, {"strictatime", false, MS_STRICTATIME},
 };
 
 /* Options tmpfs takes as mount data, passed on as written. */
-static const char *const tmpfs_data_keys[] = {"uid", "gid", "nr_inodes", "nr_blocks", "huge",
-					      "mpol"};
+static const char *const tmpfs_data_keys[] = {"uid",	   "gid",  "nr_inodes",
+					      "nr_blocks", "huge", "mpol"};
 
 static int tmpfs_option(const char *o, struct vol_mount *m, char **data, size_t *len, size_t *cap,
 			struct su_error *e)
@@ -621,8 +625,8 @@ int vol_spec_parse_tmpfs(const char *spec, struct vol_mount *m, struct su_error 
 		su_error_set(e, 0, "invalid tmpfs specification: '%s'", spec);
 		goto fail;
 	}
-	if (opts && (!*opts || strstr(opts, ",,") || opts[0] == ',' ||
-		     opts[strlen(opts) - 1] == ',')) {
+	if (opts &&
+	    (!*opts || strstr(opts, ",,") || opts[0] == ',' || opts[strlen(opts) - 1] == ',')) {
 		su_error_set(e, 0, "invalid tmpfs specification: '%s': empty option", spec);
 		goto fail;
 	}

@@ -99,7 +99,8 @@ void vol_store_gc(struct vol_store *s)
 		return;
 	}
 	while ((de = readdir(d))) {
-		if (!su_str_has_prefix(de->d_name, ".new-") && !su_str_has_prefix(de->d_name, ".rm-"))
+		if (!su_str_has_prefix(de->d_name, ".new-") &&
+		    !su_str_has_prefix(de->d_name, ".rm-"))
 			continue;
 		su_debug("removing leftover %s/%s", s->dir, de->d_name);
 		su_rm_rf_at(s->dirfd, de->d_name);
@@ -162,7 +163,6 @@ static json_t *json_object_or_empty(json_t *o, const char *key)
 	json_t *v = json_object_get(o, key);
 	return json_is_object(v) ? json_deep_copy(v) : json_object();
 }
-
 
 int vol_inspect_locked(struct vol_store *s, const char *name, struct vol_info **out,
 		       struct su_error *e)
@@ -240,7 +240,8 @@ static int check_kv_object(json_t *o, const char *what, bool opts, struct su_err
 		return 0;
 	if (!json_is_object(o))
 		return su_error_set(e, EINVAL, "%s", what);
-	json_object_foreach(o, k, v) {
+	json_object_foreach(o, k, v)
+	{
 		bool ok = !opts;
 		if (!json_is_string(v))
 			return su_error_set(e, 0, "invalid %s %s: not a string", what, k);
@@ -262,11 +263,10 @@ static int meta_write(int dirfd, const char *name, const struct vol_create_opts 
 
 	if (!now)
 		return su_error_set(e, ENOMEM, "write metadata");
-	meta = json_pack("{s:s, s:s, s:s, s:o, s:o, s:b}", "Name", name, "Driver", "local",
-			 "CreatedAt", now, "Labels",
-			 o->labels ? json_deep_copy(o->labels) : json_object(), "Options",
-			 o->options ? json_deep_copy(o->options) : json_object(), "Anonymous",
-			 anonymous);
+	meta = json_pack(
+	    "{s:s, s:s, s:s, s:o, s:o, s:b}", "Name", name, "Driver", "local", "CreatedAt", now,
+	    "Labels", o->labels ? json_deep_copy(o->labels) : json_object(), "Options",
+	    o->options ? json_deep_copy(o->options) : json_object(), "Anonymous", anonymous);
 	if (!meta)
 		return su_error_set(e, ENOMEM, "write metadata");
 	text = json_dumps(meta, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -569,7 +569,8 @@ uint64_t vol_tree_size(int parent, const char *name)
 	struct seen_inode *seen = NULL, *si, *tmp;
 	uint64_t total = tree_size(parent, name, &seen);
 
-	HASH_ITER(hh, seen, si, tmp) {
+	HASH_ITER(hh, seen, si, tmp)
+	{
 		HASH_DEL(seen, si);
 		free(si);
 	}

@@ -6,8 +6,8 @@
 #include "volumes/volumes.h"
 
 struct vol_store {
-	char *dir;  /* <root>/volumes */
-	int dirfd;  /* open on dir */
+	char *dir; /* <root>/volumes */
+	int dirfd; /* open on dir */
 	void (*crash_hook)(const char *point, void *data);
 	void *crash_data;
 };

@@ -29,15 +29,15 @@ enum vol_propagation {
  * are owned by the struct; release with vol_mount_clear(). */
 struct vol_mount {
 	enum vol_mount_type type;
-	char *source;       /* bind: absolute clean host path; volume: name, or
-			       NULL for an anonymous volume; tmpfs: NULL */
-	char *target;       /* absolute and clean, never "/" */
+	char *source; /* bind: absolute clean host path; volume: name, or
+			 NULL for an anonymous volume; tmpfs: NULL */
+	char *target; /* absolute and clean, never "/" */
 	bool readonly;
-	bool nocopy;        /* volume: never populate from the image */
-	bool create_src;    /* bind: create a missing source directory */
-	char relabel;       /* 'z', 'Z' or 0: accepted, no effect without SELinux */
+	bool nocopy;	 /* volume: never populate from the image */
+	bool create_src; /* bind: create a missing source directory */
+	char relabel;	 /* 'z', 'Z' or 0: accepted, no effect without SELinux */
 	enum vol_propagation propagation;
-	json_t *labels;      /* volume: labels if the mount creates the volume */
+	json_t *labels;	     /* volume: labels if the mount creates the volume */
 	json_t *volume_opts; /* volume: driver options if it creates it */
 	unsigned long flags; /* tmpfs: MS_* flags for mount(2) */
 	uint64_t tmpfs_size; /* tmpfs: bytes, 0 for the kernel default */
@@ -77,18 +77,18 @@ struct vol_store;
 
 struct vol_info {
 	char *name;
-	char *driver;     /* always "local" */
+	char *driver;	  /* always "local" */
 	char *created_at; /* RFC 3339 */
 	char *mountpoint; /* absolute path of _data */
-	json_t *labels;   /* object of strings */
+	json_t *labels;	  /* object of strings */
 	json_t *options;  /* object of strings */
 	bool anonymous;
-	char **refs;      /* NULL-terminated, sorted container ids */
+	char **refs; /* NULL-terminated, sorted container ids */
 };
 
 struct vol_create_opts {
 	const char *name; /* NULL: anonymous, a random 64-hex name */
-	json_t *labels;   /* may be NULL */
+	json_t *labels;	  /* may be NULL */
 	json_t *options;  /* may be NULL; keys type, device, o, size */
 };
 
@@ -148,8 +148,7 @@ void vol_filter_free(struct vol_filter *f);
  * is left untouched), -1 on error.  dst must not be a mount point. */
 int vol_populate(const char *src, const char *dst, struct su_error *e);
 /* vol_populate into a store volume's _data, under the store lock. */
-int vol_store_populate(struct vol_store *s, const char *name, const char *src,
-		       struct su_error *e);
+int vol_store_populate(struct vol_store *s, const char *name, const char *src, struct su_error *e);
 /* What the launcher calls when it first mounts m, a volume it resolved to
  * the store volume name, over the image path src: populates unless m is a
  * bind, a tmpfs or nocopy.  Returns 1 when copied, 0 when not, -1. */

@@ -13,7 +13,7 @@ static struct {
 } tap;
 
 static inline __attribute__((format(printf, 2, 0))) bool tap_vok(bool pass, const char *fmt,
-								   va_list ap)
+								 va_list ap)
 {
 	tap.n++;
 	printf("%s %d - ", pass ? "ok" : "not ok", tap.n);
@@ -49,7 +49,7 @@ static inline __attribute__((format(printf, 1, 2))) void tap_diag(const char *fm
 
 /* Passes when got equals want (NULL only equals NULL). */
 static inline __attribute__((format(printf, 3, 4))) bool tap_is(const char *got, const char *want,
-								 const char *fmt, ...)
+								const char *fmt, ...)
 {
 	bool pass = (!got && !want) || (got && want && !strcmp(got, want));
 	va_list ap;
@@ -64,7 +64,7 @@ static inline __attribute__((format(printf, 3, 4))) bool tap_is(const char *got,
 }
 
 static inline __attribute__((format(printf, 3, 4))) bool tap_is_int(long long got, long long want,
-								     const char *fmt, ...)
+								    const char *fmt, ...)
 {
 	va_list ap;
 
@@ -77,7 +77,7 @@ static inline __attribute__((format(printf, 3, 4))) bool tap_is_int(long long go
 }
 
 static inline __attribute__((format(printf, 2, 3))) void tap_skip(const char *why, const char *fmt,
-								 ...)
+								  ...)
 {
 	va_list ap;
 

@@ -90,20 +90,19 @@ static void test_copy(void)
 	mkdir(P("dst"), 0755);
 	tap_is_int(vol_populate(P("src"), P("dst"), &e), 1, "populate an empty volume: copied");
 	tap_ok(same_attrs("."), "root: mode, owner and times of the image directory");
-	tap_ok(same_attrs("dir") && same_attrs("dir/file"), "directory and file: mode 4711, owner, times");
+	tap_ok(same_attrs("dir") && same_attrs("dir/file"),
+	       "directory and file: mode 4711, owner, times");
 	tap_ok(same_attrs("link"), "symlink: owner and times");
 	n = readlink(P("dst/link"), buf, sizeof(buf) - 1);
 	tap_ok(n == 8 && !strncmp(buf, "dir/file", 8), "symlink target");
 	lstat(P("dst/dir/file"), &a);
 	lstat(P("dst/hard"), &b);
 	tap_ok(a.st_ino == b.st_ino && a.st_nlink == 2, "hard link kept as a hard link");
-	tap_ok(same_attrs("fifo") && lstat(P("dst/fifo"), &a) == 0 &&
-		       S_ISFIFO(a.st_mode),
-	       "fifo");
+	tap_ok(same_attrs("fifo") && lstat(P("dst/fifo"), &a) == 0 && S_ISFIFO(a.st_mode), "fifo");
 	tap_ok(lstat(P("dst/sock"), &a) == 0 && S_ISSOCK(a.st_mode), "socket");
 	if (devices)
 		tap_ok(same_attrs("null") && lstat(P("dst/null"), &a) == 0 && S_ISCHR(a.st_mode) &&
-			       a.st_rdev == makedev(1, 3),
+			   a.st_rdev == makedev(1, 3),
 		       "character device 1:3");
 	else
 		tap_skip("cannot mknod here", "character device");
@@ -112,8 +111,8 @@ static void test_copy(void)
 	n = lgetxattr(P("dst/dir"), "trusted.strata", buf, sizeof(buf));
 	tap_ok(n == 1 && buf[0] == 't', "trusted.* xattr kept (root)");
 	lstat(P("dst/sparse"), &a);
-	tap_ok(same_attrs("sparse") && a.st_blocks < 1024, "sparse file keeps its hole (%lld blocks)",
-	       (long long)a.st_blocks);
+	tap_ok(same_attrs("sparse") && a.st_blocks < 1024,
+	       "sparse file keeps its hole (%lld blocks)", (long long)a.st_blocks);
 	int fd = open(P("dst/dir/file"), O_RDONLY);
 	n = fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
 	close(fd);
@@ -129,11 +128,13 @@ static void test_once(void)
 	write_file(P("dst/dir/file"), "changed by the container\n");
 	tap_is_int(vol_populate(P("src"), P("dst"), &e), 0, "populate again: not copied");
 	tap_ok(stat(P("dst/new-in-image"), &st) < 0, "nothing new came from the image");
-	tap_ok(stat(P("dst/dir/file"), &st) == 0 && st.st_size == 25, "the volume's data is untouched");
+	tap_ok(stat(P("dst/dir/file"), &st) == 0 && st.st_size == 25,
+	       "the volume's data is untouched");
 
 	mkdir(P("full"), 0755);
 	write_file(P("full/keep"), "keep");
-	tap_is_int(vol_populate(P("src"), P("full"), &e), 0, "a non-empty volume is not copied into");
+	tap_is_int(vol_populate(P("src"), P("full"), &e), 0,
+		   "a non-empty volume is not copied into");
 	tap_ok(stat(P("full/dir"), &st) < 0 && stat(P("full/keep"), &st) == 0,
 	       "it holds only its own content");
 
@@ -170,7 +171,8 @@ static void test_store(void)
 	vol_mount_clear(&m);
 
 	vol_spec_parse_mount("type=volume,src=vol2,dst=/data", &m, &e);
-	tap_is_int(vol_mount_populate(s, &m, "vol2", P("src"), &e), 1, "a store volume is populated");
+	tap_is_int(vol_mount_populate(s, &m, "vol2", P("src"), &e), 1,
+		   "a store volume is populated");
 	tap_ok(stat(P("root/volumes/vol2/_data/dir/file"), &st) == 0 && st.st_uid == 1234,
 	       "its _data holds the image content with owners");
 	tap_is_int(vol_mount_populate(s, &m, "vol2", P("src"), &e), 0, "and only once");

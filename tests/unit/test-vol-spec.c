@@ -27,50 +27,48 @@ struct accept_case {
 };
 
 static const struct accept_case accepts[] = {
-	{V, "/data", VOL_MOUNT_VOLUME, NULL, "/data"},
-	{V, "myvol:/data", VOL_MOUNT_VOLUME, "myvol", "/data"},
-	{V, "ab:/data", VOL_MOUNT_VOLUME, "ab", "/data"},
-	{V, "my_vol.1-x:/data", VOL_MOUNT_VOLUME, "my_vol.1-x", "/data"},
-	{V, "myvol:/data:ro", VOL_MOUNT_VOLUME, "myvol", "/data", true},
-	{V, "myvol:/data:rw,nocopy", VOL_MOUNT_VOLUME, "myvol", "/data", false, true},
-	{V, "myvol:/data:z", VOL_MOUNT_VOLUME, "myvol", "/data", .relabel = 'z'},
-	{V, "myvol:/data:", VOL_MOUNT_VOLUME, "myvol", "/data"},
-	{V, "myvol:/data/./x/../y/", VOL_MOUNT_VOLUME, "myvol", "/data/y"},
-	{V, "/host:/data", VOL_MOUNT_BIND, "/host", "/data", .create_src = true},
-	{V, "/host//a/../b/:/data", VOL_MOUNT_BIND, "/host/b", "/data", .create_src = true},
-	{V, "/h:/d:ro,rshared,Z", VOL_MOUNT_BIND, "/h", "/d", true, .create_src = true,
-	 .prop = VOL_PROP_RSHARED, .relabel = 'Z'},
-	{V, "/h:/d:private", VOL_MOUNT_BIND, "/h", "/d", .create_src = true,
-	 .prop = VOL_PROP_PRIVATE},
-	{V, "/h:/d:slave", VOL_MOUNT_BIND, "/h", "/d", .create_src = true, .prop = VOL_PROP_SLAVE},
-	{V, "./rel:/data", VOL_MOUNT_BIND, "@CWD/rel", "/data", .create_src = true},
-	{V, ".:/data", VOL_MOUNT_BIND, "@CWD", "/data", .create_src = true},
-	{V, ".hidden:/data", VOL_MOUNT_BIND, "@CWD/.hidden", "/data", .create_src = true},
-	{V, "../up:/data", VOL_MOUNT_BIND, "@UP/up", "/data", .create_src = true},
-	{V, "~/x:/data", VOL_MOUNT_BIND, "@HOME/x", "/data", .create_src = true},
-	{V, "~:/data", VOL_MOUNT_BIND, "@HOME", "/data", .create_src = true},
-	{M, "type=volume,source=v1,target=/d", VOL_MOUNT_VOLUME, "v1", "/d"},
-	{M, "type=volume,target=/d", VOL_MOUNT_VOLUME, NULL, "/d"},
-	{M, "target=/d", VOL_MOUNT_VOLUME, NULL, "/d"},
-	{M, "TYPE=Volume,SRC=v1,DST=/d,ReadOnly", VOL_MOUNT_VOLUME, "v1", "/d", true},
-	{M, "type=volume,src=v1,destination=/d/,ro=false", VOL_MOUNT_VOLUME, "v1", "/d"},
-	{M, "type=volume,src=v1,dst=/d,ro=1", VOL_MOUNT_VOLUME, "v1", "/d", true},
-	{M, "type=volume,src=v1,dst=/d,readonly=true", VOL_MOUNT_VOLUME, "v1", "/d", true},
-	{M, "type=volume,src=v1,dst=/d,volume-nocopy", VOL_MOUNT_VOLUME, "v1", "/d", false, true},
-	{M, "type=volume,src=v1,dst=/d,volume-nocopy=false", VOL_MOUNT_VOLUME, "v1", "/d"},
-	{M, "type=bind,src=/h,dst=/d", VOL_MOUNT_BIND, "/h", "/d"},
-	{M, "type=bind,src=/h,dst=/d,bind-propagation=rslave", VOL_MOUNT_BIND, "/h", "/d",
-	 .prop = VOL_PROP_RSLAVE},
-	{M, "type=bind,src=/h,dst=/d,bind-propagation=SHARED", VOL_MOUNT_BIND, "/h", "/d",
-	 .prop = VOL_PROP_SHARED},
-	{M, "type=bind,src=/h,dst=/d,bind-create-src", VOL_MOUNT_BIND, "/h", "/d",
-	 .create_src = true},
-	{M, "type=bind,src=./rel,dst=/d", VOL_MOUNT_BIND, "@CWD/rel", "/d"},
-	{M, "type=tmpfs,dst=/t", VOL_MOUNT_TMPFS, NULL, "/t"},
-	{M, "type=tmpfs,dst=/t,readonly", VOL_MOUNT_TMPFS, NULL, "/t", true},
-	{T, "/run", VOL_MOUNT_TMPFS, NULL, "/run"},
-	{T, "/run/:ro", VOL_MOUNT_TMPFS, NULL, "/run", true},
-	{T, "/run:rw,exec", VOL_MOUNT_TMPFS, NULL, "/run"},
+    {V, "/data", VOL_MOUNT_VOLUME, NULL, "/data"},
+    {V, "myvol:/data", VOL_MOUNT_VOLUME, "myvol", "/data"},
+    {V, "ab:/data", VOL_MOUNT_VOLUME, "ab", "/data"},
+    {V, "my_vol.1-x:/data", VOL_MOUNT_VOLUME, "my_vol.1-x", "/data"},
+    {V, "myvol:/data:ro", VOL_MOUNT_VOLUME, "myvol", "/data", true},
+    {V, "myvol:/data:rw,nocopy", VOL_MOUNT_VOLUME, "myvol", "/data", false, true},
+    {V, "myvol:/data:z", VOL_MOUNT_VOLUME, "myvol", "/data", .relabel = 'z'},
+    {V, "myvol:/data:", VOL_MOUNT_VOLUME, "myvol", "/data"},
+    {V, "myvol:/data/./x/../y/", VOL_MOUNT_VOLUME, "myvol", "/data/y"},
+    {V, "/host:/data", VOL_MOUNT_BIND, "/host", "/data", .create_src = true},
+    {V, "/host//a/../b/:/data", VOL_MOUNT_BIND, "/host/b", "/data", .create_src = true},
+    {V, "/h:/d:ro,rshared,Z", VOL_MOUNT_BIND, "/h", "/d", true, .create_src = true,
+     .prop = VOL_PROP_RSHARED, .relabel = 'Z'},
+    {V, "/h:/d:private", VOL_MOUNT_BIND, "/h", "/d", .create_src = true, .prop = VOL_PROP_PRIVATE},
+    {V, "/h:/d:slave", VOL_MOUNT_BIND, "/h", "/d", .create_src = true, .prop = VOL_PROP_SLAVE},
+    {V, "./rel:/data", VOL_MOUNT_BIND, "@CWD/rel", "/data", .create_src = true},
+    {V, ".:/data", VOL_MOUNT_BIND, "@CWD", "/data", .create_src = true},
+    {V, ".hidden:/data", VOL_MOUNT_BIND, "@CWD/.hidden", "/data", .create_src = true},
+    {V, "../up:/data", VOL_MOUNT_BIND, "@UP/up", "/data", .create_src = true},
+    {V, "~/x:/data", VOL_MOUNT_BIND, "@HOME/x", "/data", .create_src = true},
+    {V, "~:/data", VOL_MOUNT_BIND, "@HOME", "/data", .create_src = true},
+    {M, "type=volume,source=v1,target=/d", VOL_MOUNT_VOLUME, "v1", "/d"},
+    {M, "type=volume,target=/d", VOL_MOUNT_VOLUME, NULL, "/d"},
+    {M, "target=/d", VOL_MOUNT_VOLUME, NULL, "/d"},
+    {M, "TYPE=Volume,SRC=v1,DST=/d,ReadOnly", VOL_MOUNT_VOLUME, "v1", "/d", true},
+    {M, "type=volume,src=v1,destination=/d/,ro=false", VOL_MOUNT_VOLUME, "v1", "/d"},
+    {M, "type=volume,src=v1,dst=/d,ro=1", VOL_MOUNT_VOLUME, "v1", "/d", true},
+    {M, "type=volume,src=v1,dst=/d,readonly=true", VOL_MOUNT_VOLUME, "v1", "/d", true},
+    {M, "type=volume,src=v1,dst=/d,volume-nocopy", VOL_MOUNT_VOLUME, "v1", "/d", false, true},
+    {M, "type=volume,src=v1,dst=/d,volume-nocopy=false", VOL_MOUNT_VOLUME, "v1", "/d"},
+    {M, "type=bind,src=/h,dst=/d", VOL_MOUNT_BIND, "/h", "/d"},
+    {M, "type=bind,src=/h,dst=/d,bind-propagation=rslave", VOL_MOUNT_BIND, "/h", "/d",
+     .prop = VOL_PROP_RSLAVE},
+    {M, "type=bind,src=/h,dst=/d,bind-propagation=SHARED", VOL_MOUNT_BIND, "/h", "/d",
+     .prop = VOL_PROP_SHARED},
+    {M, "type=bind,src=/h,dst=/d,bind-create-src", VOL_MOUNT_BIND, "/h", "/d", .create_src = true},
+    {M, "type=bind,src=./rel,dst=/d", VOL_MOUNT_BIND, "@CWD/rel", "/d"},
+    {M, "type=tmpfs,dst=/t", VOL_MOUNT_TMPFS, NULL, "/t"},
+    {M, "type=tmpfs,dst=/t,readonly", VOL_MOUNT_TMPFS, NULL, "/t", true},
+    {T, "/run", VOL_MOUNT_TMPFS, NULL, "/run"},
+    {T, "/run/:ro", VOL_MOUNT_TMPFS, NULL, "/run", true},
+    {T, "/run:rw,exec", VOL_MOUNT_TMPFS, NULL, "/run"},
 };
 
 struct error_case {
@@ -80,94 +78,93 @@ struct error_case {
 };
 
 static const struct error_case errors[] = {
-	{V, "", "invalid volume specification: ''"},
-	{V, ":/data", "invalid volume specification: ':/data'"},
-	{V, "a:b:c:d", "invalid volume specification: 'a:b:c:d'"},
-	{V, "/data:ro", "invalid volume specification: '/data:ro'"},
-	{V, "myvol:", "invalid volume specification: 'myvol:'"},
-	{V, "myvol::ro", "invalid volume specification: 'myvol::ro'"},
-	{V, "myvol:/data:ro,rw", "invalid mode: ro,rw"},
-	{V, "myvol:/data:bogus", "invalid mode: bogus"},
-	{V, "myvol:/data:z,Z", "invalid mode: z,Z"},
-	{V, "/h:/data:shared,slave", "invalid mode: shared,slave"},
-	{V, "myvol:/data:nocopy,nocopy", "invalid mode: nocopy,nocopy"},
-	{V, "myvol:/data:ro,,z", "invalid mode: ro,,z"},
-	{V, "myvol:/data:RO", "invalid mode: RO"},
-	{V, "myvol:relative",
-	 "invalid mount config for type \"volume\": invalid mount path: 'relative' mount path "
-	 "must be absolute"},
-	{V, "relative",
-	 "invalid mount config for type \"volume\": invalid mount path: 'relative' mount path "
-	 "must be absolute"},
-	{V, "myvol:/", "invalid specification: destination can't be '/'"},
-	{V, "myvol:/a/..", "invalid specification: destination can't be '/'"},
-	{V, "/h:/d:nocopy",
-	 "invalid mount config for type \"bind\": field VolumeOptions must not be specified"},
-	{V, "myvol:/d:shared",
-	 "invalid mount config for type \"volume\": field BindOptions must not be specified"},
-	{V, "a:/d",
-	 "\"a\" includes invalid characters for a local volume name, only "
-	 "\"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, "
-	 "use absolute path"},
-	{V, "-bad:/d",
-	 "\"-bad\" includes invalid characters for a local volume name, only "
-	 "\"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, "
-	 "use absolute path"},
-	{V, "my vol:/d",
-	 "\"my vol\" includes invalid characters for a local volume name, only "
-	 "\"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, "
-	 "use absolute path"},
-	{M, "type=volume,src=v1", "target is required"},
-	{M, "type=foo,dst=/d", "invalid mount config for type \"foo\": mount type unknown"},
-	{M, "type=volume,dst=/d,bogus=1", "unexpected key 'bogus' in 'bogus=1'"},
-	{M, "type=volume,dst=/d,Bogus=1", "unexpected key 'bogus' in 'Bogus=1'"},
-	{M, "type=volume,dst=/d,bogus", "invalid field 'bogus' must be a key=value pair"},
-	{M, "type=volume,src=,dst=/d", "invalid value for src: empty in 'src='"},
-	{M, "type=volume,dst=/d,ro=maybe", "invalid value for ro: maybe"},
-	{M, "type=volume,dst=/d,volume-nocopy=maybe", "invalid value for volume-nocopy: maybe"},
-	{M, "type=volume,dst=/d,volume-opt==x", "invalid value for volume-opt: =x"},
-	{M, "type=bind,src=/h,dst=/d,volume-nocopy",
-	 "cannot mix 'volume-*' options with mount type 'bind'"},
-	{M, "type=bind,src=/h,dst=/d,volume-label=a=b",
-	 "cannot mix 'volume-*' options with mount type 'bind'"},
-	{M, "type=volume,dst=/d,bind-propagation=shared",
-	 "cannot mix 'bind-*' options with mount type 'volume'"},
-	{M, "type=tmpfs,dst=/d,bind-create-src",
-	 "cannot mix 'bind-*' options with mount type 'tmpfs'"},
-	{M, "type=bind,src=/h,dst=/d,tmpfs-size=1m",
-	 "cannot mix 'tmpfs-*' options with mount type 'bind'"},
-	{M, "type=bind,dst=/d",
-	 "invalid mount config for type \"bind\": field Source must not be empty"},
-	{M, "type=bind,src=rel,dst=/d",
-	 "invalid mount config for type \"bind\": invalid mount path: 'rel' mount path must be "
-	 "absolute"},
-	{M, "type=tmpfs,src=x,dst=/d",
-	 "invalid mount config for type \"tmpfs\": field Source must not be specified"},
-	{M, "type=bind,src=/h,dst=/d,bind-propagation=weird", "invalid propagation mode: weird"},
-	{M, "type=tmpfs,dst=/t,tmpfs-size=lots", "invalid value for tmpfs-size: lots"},
-	{M, "type=tmpfs,dst=/t,tmpfs-mode=999", "invalid value for tmpfs-mode: 999"},
-	{M, "type=volume,src=/abs,dst=/d",
-	 "\"/abs\" includes invalid characters for a local volume name, only "
-	 "\"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, "
-	 "use absolute path"},
-	{M, "type=volume,dst=rel",
-	 "invalid mount config for type \"volume\": invalid mount path: 'rel' mount path must be "
-	 "absolute"},
-	{M, "type=volume,dst=/", "invalid specification: destination can't be '/'"},
-	{M, "type=volume,,dst=/d", "invalid argument \"type=volume,,dst=/d\" for --mount: empty field"},
-	{M, "", "invalid argument \"\" for --mount: empty field"},
-	{M, "type=volume,dst=/d,volume-driver=nfs", "volume driver \"nfs\" is not supported"},
-	{T, "run",
-	 "invalid mount config for type \"tmpfs\": invalid mount path: 'run' mount path must be "
-	 "absolute"},
-	{T, "/", "invalid specification: destination can't be '/'"},
-	{T, "/run:bogus", "invalid tmpfs option: bogus"},
-	{T, "/run:size=abc", "invalid tmpfs option: size=abc"},
-	{T, "/run:mode=9", "invalid tmpfs option: mode=9"},
-	{T, "/run:uid=", "invalid tmpfs option: uid="},
-	{T, "/run:", "invalid tmpfs specification: '/run:': empty option"},
-	{T, "/run:ro,,exec", "invalid tmpfs specification: '/run:ro,,exec': empty option"},
-	{T, ":ro", "invalid tmpfs specification: ':ro'"},
+    {V, "", "invalid volume specification: ''"},
+    {V, ":/data", "invalid volume specification: ':/data'"},
+    {V, "a:b:c:d", "invalid volume specification: 'a:b:c:d'"},
+    {V, "/data:ro", "invalid volume specification: '/data:ro'"},
+    {V, "myvol:", "invalid volume specification: 'myvol:'"},
+    {V, "myvol::ro", "invalid volume specification: 'myvol::ro'"},
+    {V, "myvol:/data:ro,rw", "invalid mode: ro,rw"},
+    {V, "myvol:/data:bogus", "invalid mode: bogus"},
+    {V, "myvol:/data:z,Z", "invalid mode: z,Z"},
+    {V, "/h:/data:shared,slave", "invalid mode: shared,slave"},
+    {V, "myvol:/data:nocopy,nocopy", "invalid mode: nocopy,nocopy"},
+    {V, "myvol:/data:ro,,z", "invalid mode: ro,,z"},
+    {V, "myvol:/data:RO", "invalid mode: RO"},
+    {V, "myvol:relative",
+     "invalid mount config for type \"volume\": invalid mount path: 'relative' mount path "
+     "must be absolute"},
+    {V, "relative",
+     "invalid mount config for type \"volume\": invalid mount path: 'relative' mount path "
+     "must be absolute"},
+    {V, "myvol:/", "invalid specification: destination can't be '/'"},
+    {V, "myvol:/a/..", "invalid specification: destination can't be '/'"},
+    {V, "/h:/d:nocopy",
+     "invalid mount config for type \"bind\": field VolumeOptions must not be specified"},
+    {V, "myvol:/d:shared",
+     "invalid mount config for type \"volume\": field BindOptions must not be specified"},
+    {V, "a:/d",
+     "\"a\" includes invalid characters for a local volume name, only "
+     "\"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, "
+     "use absolute path"},
+    {V, "-bad:/d",
+     "\"-bad\" includes invalid characters for a local volume name, only "
+     "\"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, "
+     "use absolute path"},
+    {V, "my vol:/d",
+     "\"my vol\" includes invalid characters for a local volume name, only "
+     "\"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, "
+     "use absolute path"},
+    {M, "type=volume,src=v1", "target is required"},
+    {M, "type=foo,dst=/d", "invalid mount config for type \"foo\": mount type unknown"},
+    {M, "type=volume,dst=/d,bogus=1", "unexpected key 'bogus' in 'bogus=1'"},
+    {M, "type=volume,dst=/d,Bogus=1", "unexpected key 'bogus' in 'Bogus=1'"},
+    {M, "type=volume,dst=/d,bogus", "invalid field 'bogus' must be a key=value pair"},
+    {M, "type=volume,src=,dst=/d", "invalid value for src: empty in 'src='"},
+    {M, "type=volume,dst=/d,ro=maybe", "invalid value for ro: maybe"},
+    {M, "type=volume,dst=/d,volume-nocopy=maybe", "invalid value for volume-nocopy: maybe"},
+    {M, "type=volume,dst=/d,volume-opt==x", "invalid value for volume-opt: =x"},
+    {M, "type=bind,src=/h,dst=/d,volume-nocopy",
+     "cannot mix 'volume-*' options with mount type 'bind'"},
+    {M, "type=bind,src=/h,dst=/d,volume-label=a=b",
+     "cannot mix 'volume-*' options with mount type 'bind'"},
+    {M, "type=volume,dst=/d,bind-propagation=shared",
+     "cannot mix 'bind-*' options with mount type 'volume'"},
+    {M, "type=tmpfs,dst=/d,bind-create-src", "cannot mix 'bind-*' options with mount type 'tmpfs'"},
+    {M, "type=bind,src=/h,dst=/d,tmpfs-size=1m",
+     "cannot mix 'tmpfs-*' options with mount type 'bind'"},
+    {M, "type=bind,dst=/d",
+     "invalid mount config for type \"bind\": field Source must not be empty"},
+    {M, "type=bind,src=rel,dst=/d",
+     "invalid mount config for type \"bind\": invalid mount path: 'rel' mount path must be "
+     "absolute"},
+    {M, "type=tmpfs,src=x,dst=/d",
+     "invalid mount config for type \"tmpfs\": field Source must not be specified"},
+    {M, "type=bind,src=/h,dst=/d,bind-propagation=weird", "invalid propagation mode: weird"},
+    {M, "type=tmpfs,dst=/t,tmpfs-size=lots", "invalid value for tmpfs-size: lots"},
+    {M, "type=tmpfs,dst=/t,tmpfs-mode=999", "invalid value for tmpfs-mode: 999"},
+    {M, "type=volume,src=/abs,dst=/d",
+     "\"/abs\" includes invalid characters for a local volume name, only "
+     "\"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, "
+     "use absolute path"},
+    {M, "type=volume,dst=rel",
+     "invalid mount config for type \"volume\": invalid mount path: 'rel' mount path must be "
+     "absolute"},
+    {M, "type=volume,dst=/", "invalid specification: destination can't be '/'"},
+    {M, "type=volume,,dst=/d", "invalid argument \"type=volume,,dst=/d\" for --mount: empty field"},
+    {M, "", "invalid argument \"\" for --mount: empty field"},
+    {M, "type=volume,dst=/d,volume-driver=nfs", "volume driver \"nfs\" is not supported"},
+    {T, "run",
+     "invalid mount config for type \"tmpfs\": invalid mount path: 'run' mount path must be "
+     "absolute"},
+    {T, "/", "invalid specification: destination can't be '/'"},
+    {T, "/run:bogus", "invalid tmpfs option: bogus"},
+    {T, "/run:size=abc", "invalid tmpfs option: size=abc"},
+    {T, "/run:mode=9", "invalid tmpfs option: mode=9"},
+    {T, "/run:uid=", "invalid tmpfs option: uid="},
+    {T, "/run:", "invalid tmpfs specification: '/run:': empty option"},
+    {T, "/run:ro,,exec", "invalid tmpfs specification: '/run:ro,,exec': empty option"},
+    {T, ":ro", "invalid tmpfs specification: ':ro'"},
 };
 
 static char *expand(const char *want)
@@ -202,8 +199,8 @@ static void test_accept(const struct accept_case *c)
 		return;
 	}
 	tap_ok(m.type == c->type && m.readonly == c->readonly && m.nocopy == c->nocopy &&
-		       m.create_src == c->create_src && m.propagation == c->prop &&
-		       m.relabel == c->relabel,
+		   m.create_src == c->create_src && m.propagation == c->prop &&
+		   m.relabel == c->relabel,
 	       "%s '%s': type %d ro %d nocopy %d create %d propagation %s relabel %c", g, c->spec,
 	       m.type, m.readonly, m.nocopy, m.create_src, vol_propagation_name(m.propagation),
 	       m.relabel ? m.relabel : '-');
@@ -269,7 +266,7 @@ static void test_options(void)
 	vol_mount_clear(&m);
 
 	tap_ok(vol_spec_parse_mount("type=volume,dst=/d,readonly,ro=false", &m, &e) == 0 &&
-		       !m.readonly,
+		   !m.readonly,
 	       "--mount: the last readonly wins");
 	vol_mount_clear(&m);
 }
@@ -295,7 +292,8 @@ static void test_bind_sources(void)
 	char *dir = mkdtemp(tmpl);
 	_cleanup_free_ char *vspec = su_asprintf("%s/v/src:/d", dir);
 	_cleanup_free_ char *mspec = su_asprintf("type=bind,src=%s/m/src,dst=/d", dir);
-	_cleanup_free_ char *cspec = su_asprintf("type=bind,src=%s/c/src,dst=/d,bind-create-src", dir);
+	_cleanup_free_ char *cspec =
+	    su_asprintf("type=bind,src=%s/c/src,dst=/d,bind-create-src", dir);
 	_cleanup_free_ char *path = NULL;
 	struct su_error e = {0};
 	struct vol_mount m;
@@ -307,7 +305,8 @@ static void test_bind_sources(void)
 	}
 	vol_spec_parse_volume(vspec, &m, &e);
 	tap_ok(vol_bind_prepare(&m, &e) == 0, "-v: a missing bind source is accepted");
-	tap_ok(stat(m.source, &st) == 0 && S_ISDIR(st.st_mode), "-v: it was created as a directory");
+	tap_ok(stat(m.source, &st) == 0 && S_ISDIR(st.st_mode),
+	       "-v: it was created as a directory");
 	tap_ok(vol_bind_prepare(&m, &e) == 0, "-v: an existing bind source is accepted");
 	vol_mount_clear(&m);
 
@@ -317,7 +316,8 @@ static void test_bind_sources(void)
 			   "exist: %s/m/src",
 			   dir);
 	tap_is(e.msg, path, "--mount type=bind: missing source message");
-	tap_ok(stat(m.source, &st) < 0 && errno == ENOENT, "--mount type=bind: nothing was created");
+	tap_ok(stat(m.source, &st) < 0 && errno == ENOENT,
+	       "--mount type=bind: nothing was created");
 	vol_mount_clear(&m);
 
 	vol_spec_parse_mount(cspec, &m, &e);
@@ -336,7 +336,7 @@ int main(void)
 	for (size_t i = 0; i < ARRAY_SIZE(errors); i++)
 		test_error(&errors[i]);
 	tap_ok(vol_name_valid("ab") && vol_name_valid("A.b_c-1") && !vol_name_valid("a") &&
-		       !vol_name_valid(".ab") && !vol_name_valid("a/b") && !vol_name_valid(""),
+		   !vol_name_valid(".ab") && !vol_name_valid("a/b") && !vol_name_valid(""),
 	       "volume names follow [a-zA-Z0-9][a-zA-Z0-9_.-]+");
 	test_options();
 	test_targets();

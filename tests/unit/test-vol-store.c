@@ -77,7 +77,8 @@ static void test_create_inspect(struct vol_store *s)
 	tap_is(json_string_value(json_object_get(v->labels, "a")), "b",
 	       "the second create left the labels unchanged");
 	tap_is(v->driver, "local", "driver is local");
-	regcomp(&re, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(Z|[+-][0-9]{2}:[0-9]{2})$",
+	regcomp(&re,
+		"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(Z|[+-][0-9]{2}:[0-9]{2})$",
 		REG_EXTENDED | REG_NOSUB);
 	tap_ok(regexec(&re, v->created_at, 0, NULL, 0) == 0, "CreatedAt '%s' is RFC 3339",
 	       v->created_at);
@@ -90,9 +91,9 @@ static void test_create_inspect(struct vol_store *s)
 	json_t *j = vol_info_to_json(v);
 	_cleanup_free_ char *text = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
 	_cleanup_free_ char *want = su_asprintf(
-		"{\"CreatedAt\":\"%s\",\"Driver\":\"local\",\"Labels\":{\"a\":\"b\"},\"Mountpoint\":"
-		"\"%s\",\"Name\":\"data\",\"Options\":{},\"Scope\":\"local\"}",
-		v->created_at, mp);
+	    "{\"CreatedAt\":\"%s\",\"Driver\":\"local\",\"Labels\":{\"a\":\"b\"},\"Mountpoint\":"
+	    "\"%s\",\"Name\":\"data\",\"Options\":{},\"Scope\":\"local\"}",
+	    v->created_at, mp);
 	tap_is(text, want, "inspect JSON has Docker's keys");
 	json_decref(j);
 	vol_info_free(v);
@@ -126,7 +127,7 @@ static void test_create_errors(struct vol_store *s)
 	struct vol_info *v = NULL;
 	vol_inspect(s, name, &v, &e);
 	tap_ok(v && v->anonymous &&
-		       !strcmp(json_string_value(json_object_get(v->options, "type")), "tmpfs"),
+		   !strcmp(json_string_value(json_object_get(v->options, "type")), "tmpfs"),
 	       "anonymous volume is marked so and keeps its options");
 	vol_info_free(v);
 	vol_rm(s, name, false, &e);
@@ -160,14 +161,14 @@ static int list_match(struct vol_store *s, const char *const *terms, size_t nt, 
 	do {                                                                                       \
 		const char *const t_[] = {__VA_ARGS__};                                            \
 		char got_[512];                                                                    \
-		list_match(s, t_, ARRAY_SIZE(t_), got_, sizeof(got_));                            \
-		tap_is(got_, want, "ls --filter %s", t_[0]);                                     \
+		list_match(s, t_, ARRAY_SIZE(t_), got_, sizeof(got_));                             \
+		tap_is(got_, want, "ls --filter %s", t_[0]);                                       \
 	} while (0)
 
 static void test_list_filters(struct vol_store *s)
 {
-	struct vol_create_opts o = {.name = "other", .labels = json_pack("{s:s, s:s}", "a", "x",
-									 "c", "d")};
+	struct vol_create_opts o = {.name = "other",
+				    .labels = json_pack("{s:s, s:s}", "a", "x", "c", "d")};
 	struct su_error e = {0};
 	struct vol_filter *f = NULL;
 
@@ -195,10 +196,10 @@ static void test_refs(struct vol_store *s)
 	char **refs = NULL;
 
 	tap_ok(vol_ref_add(s, "data", "c2", &e) == 0 && vol_ref_add(s, "data", "c1", &e) == 0 &&
-		       vol_ref_add(s, "data", "c1", &e) == 0,
+		   vol_ref_add(s, "data", "c1", &e) == 0,
 	       "add references c2, c1, c1");
 	tap_ok(vol_refs_list(s, "data", &refs, &e) == 0 && refs[0] && !strcmp(refs[0], "c1") &&
-		       refs[1] && !strcmp(refs[1], "c2") && !refs[2],
+		   refs[1] && !strcmp(refs[1], "c2") && !refs[2],
 	       "references are [c1, c2], once each");
 	su_strv_free(refs);
 	tap_ok(vol_ref_add(s, "nope", "c1", &e) < 0 && e.errnum == ENOENT,
@@ -208,15 +209,17 @@ static void test_refs(struct vol_store *s)
 	LIST("data", "dangling=false");
 	LIST("other", "dangling=true");
 
-	tap_ok(vol_rm(s, "data", false, &e) < 0 && e.errnum == EBUSY, "rm of a referenced volume fails");
-	tap_is(e.msg, "remove data: volume is in use - [c1, c2]", "in-use message names containers");
+	tap_ok(vol_rm(s, "data", false, &e) < 0 && e.errnum == EBUSY,
+	       "rm of a referenced volume fails");
+	tap_is(e.msg, "remove data: volume is in use - [c1, c2]",
+	       "in-use message names containers");
 	tap_ok(vol_rm(s, "data", true, &e) < 0, "rm -f of a referenced volume fails too");
 	tap_ok(exists("data", "/meta.json"), "the referenced volume is still there");
 
 	char **removed = NULL;
 	uint64_t bytes;
 	tap_ok(vol_prune(s, true, &removed, &bytes, &e) == 0 && removed && removed[0] &&
-		       !strcmp(removed[0], "other") && !removed[1],
+		   !strcmp(removed[0], "other") && !removed[1],
 	       "prune -a removes the unreferenced volume only");
 	su_strv_free(removed);
 
@@ -229,7 +232,8 @@ static void test_refs(struct vol_store *s)
 	tap_ok(!exists("data", ""), "the volume directory is gone");
 	tap_ok(vol_rm(s, "data", false, &e) < 0 && e.errnum == ENOENT, "rm again: no such volume");
 	tap_ok(vol_rm(s, "data", true, &e) == 0, "rm -f of a missing volume succeeds");
-	tap_ok(vol_ref_del(s, "data", "c2", &e) == 0, "dropping a reference of a removed volume is fine");
+	tap_ok(vol_ref_del(s, "data", "c2", &e) == 0,
+	       "dropping a reference of a removed volume is fine");
 }
 
 static void test_prune(struct vol_store *s)
@@ -261,7 +265,7 @@ static void test_prune(struct vol_store *s)
 	       "named and referenced volumes stay");
 	su_strv_free(removed);
 	tap_ok(vol_prune(s, true, &removed, &bytes, &e) == 0 && removed && removed[0] &&
-		       !strcmp(removed[0], "keepme") && !removed[1] && bytes == 0,
+		   !strcmp(removed[0], "keepme") && !removed[1] && bytes == 0,
 	       "prune -a removes the named unused one, not the referenced one");
 	su_strv_free(removed);
 	vol_ref_del(s, anon2, "ctr", &e);
