@@ -351,17 +351,12 @@ static int link_up(struct sfs_fs *fs, struct sfs_node *n, int pup, const char *n
 static int upper_dir_whiteouts(int fd)
 {
 	_cleanup_closedir_ DIR *d = NULL;
-	int dfd = sfs_openat(fd, ".", O_RDONLY | O_DIRECTORY, 0);
 	struct dirent *de;
 	int found = 0;
+	int r0 = sfs_opendir(fd, &d);
 
-	if (dfd < 0)
-		return dfd;
-	d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
+	if (r0 < 0)
+		return r0;
 	while ((errno = 0, de = readdir(d))) {
 		struct stat st;
 		int r;

@@ -295,14 +295,10 @@ static enum index_verdict index_verdict(struct sfs_fs *fs, int dfd, const char *
 static void index_cleanup(struct sfs_fs *fs)
 {
 	_cleanup_closedir_ DIR *d = NULL;
-	int dfd = sfs_openat(fs->indexfd, ".", O_RDONLY | O_DIRECTORY, 0);
 	struct dirent *de;
 
-	if (dfd < 0 || !(d = fdopendir(dfd))) {
-		if (dfd >= 0)
-			close(dfd);
+	if (sfs_opendir(fs->indexfd, &d) < 0)
 		return;
-	}
 	while ((de = readdir(d))) {
 		const char *name = de->d_name;
 		int r = 0;

@@ -89,18 +89,12 @@ static int scan_layer(struct sfs_fs *fs, struct sfs_node *dir, int fd, int layer
 		      bool exact_ino, struct builder *b, bool stop_at_first)
 {
 	_cleanup_closedir_ DIR *d = NULL;
-	int dfd = sfs_openat(fd, ".", O_RDONLY | O_DIRECTORY, 0);
 	struct dirent *de;
 	bool upper = pos < 0;
-	int r;
+	int r = sfs_opendir(fd, &d);
 
-	if (dfd < 0)
-		return dfd;
-	d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
+	if (r < 0)
+		return r;
 	while ((errno = 0, de = readdir(d))) {
 		const char *name = de->d_name;
 		struct stat st;
@@ -188,35 +182,4 @@ int sfs_dir_check_empty(struct sfs_fs *fs, struct sfs_node *n)
 	seen_free(&b);
 	free(b.ents);
 	return r == 1 ? -ENOTEMPTY : r;
-}
-
-int sfs_dir_clear_whiteouts(struct sfs_fs *fs, int fd)
-{
-	_cleanup_closedir_ DIR *d = NULL;
-	int dfd = sfs_openat(fd, ".", O_RDONLY | O_DIRECTORY, 0);
-	struct dirent *de;
-
-	if (dfd < 0)
-		return dfd;
-	d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
-	while ((de = readdir(d))) {
-		struct stat st;
-		int r;
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		r = sfs_fstatat(dirfd(d), de->d_name, &st, 0);
-		if (r < 0)
-			return r;
-		if (!sfs_is_whiteout(&st))
-			return -ENOTEMPTY;
-		r = sfs_unlinkat(dirfd(d), de->d_name, 0);
-		if (r < 0)
-			return r;
-	}
-	return 0;
 }

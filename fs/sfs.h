@@ -21,6 +21,7 @@
 #define STRATA_SFS_H
 
 #define FUSE_USE_VERSION 312
+#include <dirent.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <pthread.h>
@@ -164,6 +165,8 @@ struct sfs_fs {
 /* ---- sys.c: every call into the layers, logged at debug level ---- */
 
 int sfs_openat(int dirfd, const char *name, int flags, mode_t mode);
+/* A directory stream on the directory fd (any kind, O_PATH too) names. */
+int sfs_opendir(int fd, DIR **out);
 int sfs_reopen(struct sfs_fs *fs, int fd, int flags);
 int sfs_fstatat(int dirfd, const char *name, struct stat *st, int flags);
 int sfs_mkdirat(int dirfd, const char *name, mode_t mode);
@@ -348,8 +351,6 @@ int sfs_dir_load(struct sfs_fs *fs, struct sfs_node *n, struct sfs_dir *d);
 void sfs_dir_free(struct sfs_dir *d);
 /* -ENOTEMPTY when the merged view of n holds any name. */
 int sfs_dir_check_empty(struct sfs_fs *fs, struct sfs_node *n);
-/* Removes the whiteouts an upper dir holds (before it is removed). */
-int sfs_dir_clear_whiteouts(struct sfs_fs *fs, int fd);
 
 /* ---- file.c ---- */
 

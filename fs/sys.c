@@ -3,6 +3,8 @@
  * so `-d` shows each call made on the layers. */
 #include "fs/sfs.h"
 
+#include <dirent.h>
+
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +25,21 @@ int sfs_openat(int dirfd, const char *name, int flags, mode_t mode)
 {
 	int r = openat(dirfd, name, flags | O_CLOEXEC, mode);
 	RET(r, "openat(%d, \"%s\", %#x, %#o)", dirfd, name, flags, mode);
+}
+
+int sfs_opendir(int fd, DIR **out)
+{
+	int dfd = sfs_openat(fd, ".", O_RDONLY | O_DIRECTORY, 0);
+
+	if (dfd < 0)
+		return dfd;
+	*out = fdopendir(dfd);
+	if (!*out) {
+		int e = errno;
+		close(dfd);
+		return -e;
+	}
+	return 0;
 }
 
 int sfs_reopen(struct sfs_fs *fs, int fd, int flags)
