@@ -99,11 +99,11 @@ static ssize_t pt_read(int fd, void *buf, size_t len, void *userdata)
 }
 
 /* Accepts passthrough in the INIT reply, if the kernel offered it. */
-static bool patch_init(struct sfs_fs *fs, struct iovec *iov, int count, char *copy)
+static bool patch_init(struct sfs_fs *fs, struct iovec *iov, char *copy)
 {
 	uint64_t unique;
 
-	if (!fs->pt.offered || fs->pt.init_done || count != 2 || iov[0].iov_len < 16 ||
+	if (!fs->pt.offered || fs->pt.init_done || iov[0].iov_len < 16 ||
 	    iov[1].iov_len < INIT_OUT_MIN || iov[1].iov_len > 64)
 		return false;
 	memcpy(&unique, (char *)iov[0].iov_base + OUT_UNIQUE, sizeof(unique));
@@ -122,13 +122,11 @@ static bool patch_init(struct sfs_fs *fs, struct iovec *iov, int count, char *co
 }
 
 /* Marks an open or create reply as passthrough on the armed backing id. */
-static void patch_open(struct iovec *iov, int count, char *copy)
+static void patch_open(struct iovec *iov, int32_t id, char *copy)
 {
-	int32_t id = pt_armed;
 	size_t len;
 
-	pt_armed = 0;
-	if (count != 2 || iov[0].iov_len < 16 || get32(iov[0].iov_base, OUT_ERROR) != 0)
+	if (iov[0].iov_len < 16 || get32(iov[0].iov_base, OUT_ERROR) != 0)
 		return;
 	len = iov[1].iov_len;
 	if (len < OPEN_OUT_LEN || len > 256)
@@ -144,15 +142,16 @@ static void patch_open(struct iovec *iov, int count, char *copy)
 static ssize_t pt_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	struct sfs_fs *fs = userdata;
-	struct iovec mine[8];
+	struct iovec mine[2];
 	char copy[256];
 
+	/* replies libfuse sends as a header and one argument */
 	if ((pt_armed || (fs->pt.offered && !fs->pt.init_done)) && count == 2) {
-		memcpy(mine, iov, sizeof(*iov) * 2);
+		memcpy(mine, iov, sizeof(mine));
 		if (pt_armed)
-			patch_open(mine, 2, copy);
+			patch_open(mine, pt_armed, copy);
 		else
-			patch_init(fs, mine, 2, copy);
+			patch_init(fs, mine, copy);
 		iov = mine;
 	}
 	pt_armed = 0;

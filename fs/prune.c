@@ -78,16 +78,12 @@ static size_t prune_once(struct sfs_fs *fs, bool forced)
 	size_t nv = fds > target ? pick(fs, fds, target, &v) : 0;
 
 	for (size_t i = 0; i < nv; i++) {
-		struct sfs_node *n = v[i].n;
-		fuse_ino_t parent = 0;
+		struct sfs_node *n = v[i].n, *p = NULL;
 		char *name = NULL;
-
-		struct sfs_node *p = NULL;
 
 		pthread_mutex_lock(&n->lock);
 		if (n->parent && n->name) {
 			p = n->parent;
-			parent = sfs_node_id(fs, p);
 			name = strdup(n->name);
 		}
 		pthread_mutex_unlock(&n->lock);
@@ -103,7 +99,8 @@ static size_t prune_once(struct sfs_fs *fs, bool forced)
 		__atomic_store_n(&fs->prune.notifying, p, __ATOMIC_RELEASE);
 		pthread_mutex_unlock(&fs->prune.lock);
 		if (name)
-			fuse_lowlevel_notify_inval_entry(fs->prune.se, parent, name, strlen(name));
+			fuse_lowlevel_notify_inval_entry(fs->prune.se, sfs_node_id(fs, p), name,
+							 strlen(name));
 		__atomic_store_n(&fs->prune.notifying, NULL, __ATOMIC_RELEASE);
 		free(name);
 		sfs_node_unref(fs, n);
@@ -134,7 +131,6 @@ static void *prune_thread(void *arg)
 	bool idle = false;
 
 	pthread_mutex_lock(&fs->prune.lock);
-
 	while (!fs->prune.stop) {
 		bool forced = fs->prune.forced;
 		/* nothing to drop last time: wait to be asked again */
