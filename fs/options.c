@@ -148,15 +148,24 @@ static int set_str(char **dst, const char *v)
 	return 0;
 }
 
+/* Appends one option to the list handed to libfuse, whose parser splits at
+ * commas and honours backslash escapes: the commas and backslashes the
+ * option holds (sfs_opts_parse took their escapes off) get them back, so
+ * fsname=a\,subtype=x stays one option. */
 static int add_fuse_opt(struct sfs_opts *o, const char *opt)
 {
 	int r = 0;
 
 	if (o->fuse_opts_len)
 		r = su_strbuf_add(&o->fuse_opts, &o->fuse_opts_len, &o->fuse_opts_cap, ",", 1);
-	if (r == 0)
-		r = su_strbuf_add(&o->fuse_opts, &o->fuse_opts_len, &o->fuse_opts_cap, opt,
-				  strlen(opt));
+	for (const char *p = opt; r == 0 && *p; p++) {
+		if (*p == ',' || *p == '\\')
+			r = su_strbuf_add(&o->fuse_opts, &o->fuse_opts_len, &o->fuse_opts_cap,
+					  "\\", 1);
+		if (r == 0)
+			r = su_strbuf_add(&o->fuse_opts, &o->fuse_opts_len, &o->fuse_opts_cap, p,
+					  1);
+	}
 	return r;
 }
 

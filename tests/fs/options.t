@@ -81,6 +81,14 @@ t_ok "unknown option foo=bar: mounted" mountpoint -q "$M"
 t_ok "unknown option foo=bar: a warning names it" msg_matches foo
 unmount "$M"
 
+# An escaped comma stays inside its option's value: it may not smuggle a
+# second FUSE option (here a subtype) into the mount.
+run -o "$OK,fsname=a\\,subtype=evil" "$M"
+t_is "$rc" 0 "fsname with an escaped comma: mounts"
+t_is "$(awk -v m="$M" '$2 == m {print $1, $3}' /proc/self/mounts)" 'a,subtype=evil fuse.strata-fs' \
+	"fsname with an escaped comma: the whole value is the source, no subtype passed on"
+unmount "$M"
+
 # Read-only mounts.
 run -o "lowerdir=$L:$L2" "$M"
 t_is "$rc" 0 "no upperdir: mounts"

@@ -31,13 +31,29 @@ static void check_map(const struct sfs_idmap *m)
 	}
 }
 
+/* The list libfuse gets: split at unescaped commas (a backslash escapes
+ * the next character, as libfuse reads it), no element is empty. */
 static void check_fuse_opts(const struct sfs_opts *o)
 {
+	size_t elem = 0;
+
 	if (!o->fuse_opts_len)
 		return;
 	if (!o->fuse_opts || strlen(o->fuse_opts) != o->fuse_opts_len)
 		abort();
-	if (o->fuse_opts[0] == ',' || o->fuse_opts[o->fuse_opts_len - 1] == ',')
+	for (const char *p = o->fuse_opts; *p; p++) {
+		if (*p == '\\' && p[1]) {
+			p++;
+			elem++;
+		} else if (*p == ',') {
+			if (!elem)
+				abort();
+			elem = 0;
+		} else {
+			elem++;
+		}
+	}
+	if (!elem)
 		abort();
 }
 
