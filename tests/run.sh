@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 B=${B:-$PWD/build}
 export B STRATA_SRC=$PWD STRATA_FS=${STRATA_FS:-$B/strata-fs}
 pass=0 fail=0 skip=0 failed_files=()
+# what failing tests printed, repeated before the summary: a log read from
+# its end (a CI page) then shows why
+failed_log=$(mktemp)
+trap 'rm -f "$failed_log"' EXIT
 patterns=("$@")
 
 selected() {
@@ -40,6 +44,9 @@ run_one() {
 	if [ $f -gt 0 ] || [ -n "${VERBOSE:-}" ]; then
 		sed "s|^|[$label] |" "$out"
 	fi
+	if [ $f -gt 0 ]; then
+		grep -v '^ok ' "$out" | tail -60 | sed "s|^|[$label] |" >>"$failed_log"
+	fi
 	printf '%-44s %3d passed %3d failed %3d skipped\n' "$label" $p $f $s
 	[ $f -gt 0 ] && failed_files+=("$label")
 	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
@@ -62,6 +69,8 @@ for t in tests/*/*.t; do
 done
 
 if [ ${#failed_files[@]} -gt 0 ]; then
+	echo "---- what the failing tests printed (repeated; not-ok points and diagnostics) ----"
+	cat "$failed_log"
 	echo "failed: ${failed_files[*]}"
 fi
 if [ $skip -gt 0 ]; then
