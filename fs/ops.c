@@ -42,6 +42,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* the kernel keeps locks itself: they are local to this machine,
 	 * exactly what a container's root needs */
 	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	/* every readdir carries attributes: the kernel's heuristic would
+	 * list the rest of a large directory bare and then look each
+	 * entry up on its own */
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	conn->max_write = 1 << 20;
 	conn->max_readahead = 1 << 20;
 	conn->time_gran = 1;
@@ -186,6 +190,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* every change reaches the file through this mount, so the page
 	 * cache stays valid across opens, unless passthrough wrote behind it */
 	fi->keep_cache = !f->pt && sfs_pt_keep_cache(f);
+	/* closing a file opened read-only reports nothing: no FLUSH */
+	fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY;
 	sfs_pt_arm(f->pt);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		sfs_release(FS(req), f);
