@@ -160,8 +160,8 @@ static int add_fuse_opt(struct sfs_opts *o, const char *opt)
 		r = su_strbuf_add(&o->fuse_opts, &o->fuse_opts_len, &o->fuse_opts_cap, ",", 1);
 	for (const char *p = opt; r == 0 && *p; p++) {
 		if (*p == ',' || *p == '\\')
-			r = su_strbuf_add(&o->fuse_opts, &o->fuse_opts_len, &o->fuse_opts_cap,
-					  "\\", 1);
+			r = su_strbuf_add(&o->fuse_opts, &o->fuse_opts_len, &o->fuse_opts_cap, "\\",
+					  1);
 		if (r == 0)
 			r = su_strbuf_add(&o->fuse_opts, &o->fuse_opts_len, &o->fuse_opts_cap, p,
 					  1);

@@ -88,15 +88,15 @@ static uint64_t upper_entry_ino(struct sfs_fs *fs, struct sfs_node *dir, const c
 static int scan_layer(struct sfs_fs *fs, struct sfs_node *dir, int fd, int layer, int pos,
 		      bool exact_ino, struct builder *b, bool stop_at_first)
 {
-	_cleanup_closedir_ DIR *d = NULL;
-	struct dirent *de;
+	_cleanup_dirstream_ struct sfs_dirstream *d = NULL;
+	struct sfs_rawent de;
 	bool upper = pos < 0;
-	int r = sfs_opendir(fd, &d);
+	int r = sfs_dirstream_open(fd, &d);
 
 	if (r < 0)
 		return r;
-	while ((errno = 0, de = readdir(d))) {
-		const char *name = de->d_name;
+	while ((r = sfs_dirstream_next(d, &de)) > 0) {
+		const char *name = de.name;
 		struct stat st;
 
 		if (!strcmp(name, ".") || !strcmp(name, ".."))
@@ -114,20 +114,21 @@ static int scan_layer(struct sfs_fs *fs, struct sfs_node *dir, int fd, int layer
 		r = seen_add(b, name);
 		if (r < 0)
 			return r;
-		if (de->d_type == DT_CHR || de->d_type == DT_UNKNOWN) {
-			if (sfs_fstatat(dirfd(d), name, &st, 0) == 0 && sfs_is_whiteout(&st))
+		if (de.type == DT_CHR || de.type == DT_UNKNOWN) {
+			if (sfs_fstatat(sfs_dirstream_fd(d), name, &st, 0) == 0 &&
+			    sfs_is_whiteout(&st))
 				continue;
 		}
 		if (stop_at_first)
 			return 1;
 		r = add_entry(b, name,
-			      upper && exact_ino ? upper_entry_ino(fs, dir, name, de->d_ino)
-						 : sfs_make_ino(fs, layer, de->d_ino),
-			      pos, de->d_type);
+			      upper && exact_ino ? upper_entry_ino(fs, dir, name, de.ino)
+						 : sfs_make_ino(fs, layer, de.ino),
+			      pos, de.type);
 		if (r < 0)
 			return r;
 	}
-	return errno ? -errno : 0;
+	return r;
 }
 
 static int build(struct sfs_fs *fs, struct sfs_node *n, struct builder *b, bool stop_at_first)

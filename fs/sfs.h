@@ -167,6 +167,20 @@ struct sfs_fs {
 int sfs_openat(int dirfd, const char *name, int flags, mode_t mode);
 /* A directory stream on the directory fd (any kind, O_PATH too) names. */
 int sfs_opendir(int fd, DIR **out);
+/* The same without stdio's checks, for the listing path: next gives 1 and
+ * an entry (valid until the next call), 0 at the end, or -errno. */
+struct sfs_dirstream;
+struct sfs_rawent {
+	uint64_t ino;
+	unsigned char type;
+	const char *name;
+};
+int sfs_dirstream_open(int fd, struct sfs_dirstream **out);
+int sfs_dirstream_fd(const struct sfs_dirstream *d);
+int sfs_dirstream_next(struct sfs_dirstream *d, struct sfs_rawent *e);
+void sfs_dirstream_close(struct sfs_dirstream *d);
+void sfs_dirstream_closep(struct sfs_dirstream **d);
+#define _cleanup_dirstream_ __attribute__((cleanup(sfs_dirstream_closep)))
 int sfs_reopen(struct sfs_fs *fs, int fd, int flags);
 int sfs_fstatat(int dirfd, const char *name, struct stat *st, int flags);
 int sfs_mkdirat(int dirfd, const char *name, mode_t mode);
