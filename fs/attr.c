@@ -4,6 +4,7 @@
 #include "fs/sfs.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -103,8 +104,91 @@ void sfs_present_stat(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
 	present(fs, n, sfs_node_metafd(n), st);
 }
 
+/* Whether process pid holds CAP_FSETID as the VFS counts it: in the
+ * initial user namespace (capable()), so root of a container does not.
+ * pid 0 (a request without a process) counts as unprivileged. */
+static bool caller_has_fsetid(pid_t pid)
+{
+	char path[40], line[128];
+	unsigned long long caps = 0;
+	unsigned long a, b, c;
+	bool init_ns = false;
+	FILE *f;
+
+	if (pid <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (!(f = fopen(path, "re")))
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &caps) == 1)
+			break;
+	fclose(f);
+	if (!(caps & (1ULL << CAP_FSETID)))
+		return false;
+	/* the initial namespace maps every id to itself */
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
+	if (!(f = fopen(path, "re")))
+		return false;
+	init_ns = fscanf(f, "%lu %lu %lu", &a, &b, &c) == 3 && a == 0 && b == 0 &&
+		  c == 4294967295UL && fscanf(f, "%lu", &a) != 1;
+	fclose(f);
+	return init_ns;
+}
+
+#define SETATTR_CHANGES                                                                            \
+	(FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE |         \
+	 FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |                     \
+	 FUSE_SET_ATTR_MTIME_NOW)
+
+/* fsetid: the caller holds CAP_FSETID (set-id bits stay).  1 when the
+ * mode changed. */
+static int kill_privs(struct sfs_fs *fs, struct sfs_node *n, bool fsetid)
+{
+	int up = sfs_node_upper(n), r, changed = 0;
+	mode_t kill = 0;
+	struct stat st;
+	ssize_t caps;
+
+	if (!S_ISREG(n->type) || up < 0)
+		return 0;
+	r = sfs_fstatat(up, "", &st, 0);
+	if (r < 0)
+		return r;
+	caps = sfs_fgetxattr(fs, up, "security.capability", NULL, 0);
+	if (caps >= 0 || caps == -ERANGE) {
+		r = sfs_fremovexattr(fs, up, "security.capability");
+		if (r < 0 && r != -ENODATA)
+			return r;
+	}
+	if (st.st_mode & S_ISUID)
+		kill |= S_ISUID;
+	if ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		kill |= S_ISGID;
+	if (kill && !fsetid) {
+		r = sfs_fchmod(fs, up, st.st_mode & 07777 & ~kill);
+		if (r < 0)
+			return r;
+		st.st_mode &= ~kill;
+		changed = 1;
+	}
+	/* another node may share a hard-linked inode and change its mode:
+	 * only a single name can remember that it is clean */
+	if (!(st.st_mode & (S_ISUID | S_ISGID)) && st.st_nlink == 1)
+		__atomic_store_n(&n->privs, SFS_PRIVS_NONE, __ATOMIC_RELEASE);
+	return changed;
+}
+
+int sfs_kill_privs(struct sfs_fs *fs, struct sfs_node *n, pid_t pid)
+{
+	if (!fs->pt.killpriv || !S_ISREG(n->type) ||
+	    __atomic_load_n(&n->privs, __ATOMIC_ACQUIRE) == SFS_PRIVS_NONE)
+		return 0;
+	return kill_privs(fs, n, caller_has_fsetid(pid));
+}
+
 int sfs_setattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *attr, int valid, int fh,
-		struct stat *out)
+		pid_t pid, struct stat *out)
 {
 	int r, up;
 
@@ -120,6 +204,21 @@ int sfs_setattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *attr, int va
 	if (r < 0)
 		return r;
 	up = sfs_node_upper(n);
+	/* With killpriv the kernel asks for the bits to go before a write
+	 * instead of sending a new mode; libfuse 3.14 drops the flag that
+	 * says so (FATTR_KILL_SUIDGID), leaving a setattr that changes
+	 * nothing.  Either way the caller's own capability decides, as in
+	 * the VFS. */
+	if (valid & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID) ||
+	    !(valid & SETATTR_CHANGES)) {
+		r = sfs_kill_privs(fs, n, pid);
+		if (r < 0)
+			return r;
+	}
+	/* a new owner or mode may bring set-id bits; the upper's chown
+	 * (the host's VFS) drops them and capabilities itself */
+	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_MODE))
+		__atomic_store_n(&n->privs, SFS_PRIVS_UNKNOWN, __ATOMIC_RELEASE);
 	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uid_t uid =
 		    (valid & FUSE_SET_ATTR_UID) ? sfs_uid_to_disk(fs, attr->st_uid) : (uid_t)-1;

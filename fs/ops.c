@@ -97,7 +97,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		       struct fuse_file_info *fi)
 {
 	struct stat st;
-	int r = sfs_setattr(FS(req), NODE(req, ino), attr, valid, fi ? FILEOF(fi)->fd : -1, &st);
+	int r = sfs_setattr(FS(req), NODE(req, ino), attr, valid, fi ? FILEOF(fi)->fd : -1,
+			    fuse_req_ctx(req)->pid, &st);
 	/* (sfs_setattr copies the data up itself before changing the size) */
 
 	if (r < 0)
@@ -174,14 +175,37 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	reply_entry_or_err(req, r, &e);
 }
 
+/* Set-id bits and capabilities dropped before the caller writes or
+ * truncates (sfs_kill_privs); the kernel is told its copy of the mode is
+ * stale, as nothing in a write or open reply carries it.  stale: the
+ * mode may have changed already (an unprivileged daemon's own truncation
+ * drops the bits on the upper). */
+static int kill_privs(fuse_req_t req, fuse_ino_t ino, struct sfs_node *n, bool stale)
+{
+	int r = sfs_kill_privs(FS(req), n, fuse_req_ctx(req)->pid);
+
+	if ((r > 0 || (r == 0 && stale)) && FS(req)->prune.se)
+		fuse_lowlevel_notify_inval_inode(FS(req)->prune.se, ino, -1, 0);
+	return r < 0 ? r : 0;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_file *f;
+	/* set-id bits not known to be absent before a truncating open */
+	bool stale = FS(req)->pt.killpriv &&
+		     __atomic_load_n(&NODE(req, ino)->privs, __ATOMIC_ACQUIRE) != SFS_PRIVS_NONE;
 	int r, tries = 0;
 
 	do
 		r = sfs_open(FS(req), NODE(req, ino), fi->flags, &f);
 	while (again(req, NULL, r, &tries));
+	/* the open truncated the file: as a truncation by the caller */
+	if (r == 0 && (fi->flags & O_TRUNC)) {
+		r = kill_privs(req, ino, f->node, stale);
+		if (r < 0)
+			sfs_release(FS(req), f);
+	}
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -294,6 +318,11 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = sfs_file_writefd(FS(req), FILEOF(fi));
 	out.buf[0].pos = off;
+	if (out.buf[0].fd >= 0) {
+		r = kill_privs(req, ino, FILEOF(fi)->node, false);
+		if (r < 0)
+			out.buf[0].fd = (int)r;
+	}
 	if (out.buf[0].fd < 0) {
 		fuse_reply_err(req, -out.buf[0].fd);
 		return;

@@ -7,7 +7,8 @@
  * the kernel offers passthrough and the reply is amended to accept it; open
  * and create replies of files chosen for passthrough get FOPEN_PASSTHROUGH
  * and the backing id.  Registering a backing file needs CAP_SYS_ADMIN, so
- * only a daemon running as real root uses it.
+ * only a daemon running as real root uses it.  The same INIT amendment
+ * accepts FUSE_HANDLE_KILLPRIV_V2, for every daemon (see patch_init).
  *
  * The kernel's rules, which decide the policy here:
  *   - while an inode has a passthrough open, every open of it must be a
@@ -32,6 +33,7 @@
 /* Protocol 7.40 values, absent from bookworm's headers. */
 #define PT_FUSE_INIT_OP	     26
 #define PT_INIT_EXT	     (1u << 30)
+#define PT_KILLPRIV_V2	     (1u << 28)
 #define PT_FLAGS2_PASSTHRU   (1u << (37 - 32))
 #define PT_FOPEN_KEEP_CACHE  (1u << 1)
 #define PT_FOPEN_PASSTHROUGH (1u << 7)
@@ -90,7 +92,8 @@ static ssize_t pt_read(int fd, void *buf, size_t len, void *userdata)
 		const char *in = (const char *)buf + IN_HDR_LEN;
 		fs->pt.init_seen = true;
 		memcpy(&fs->pt.init_unique, (char *)buf + IN_UNIQUE, sizeof(uint64_t));
-		fs->pt.offered = (get32(in, INIT_IN_FLAGS) & PT_INIT_EXT) &&
+		fs->pt.init_flags = get32(in, INIT_IN_FLAGS);
+		fs->pt.offered = (fs->pt.init_flags & PT_INIT_EXT) &&
 				 (get32(in, INIT_IN_FLAGS2) & PT_FLAGS2_PASSTHRU);
 		if (!fs->pt.offered)
 			su_debug("passthrough: not offered by the kernel");
@@ -98,26 +101,43 @@ static ssize_t pt_read(int fd, void *buf, size_t len, void *userdata)
 	return r; /* libfuse reads errno, as after read(2) */
 }
 
-/* Accepts passthrough in the INIT reply, if the kernel offered it. */
+/* Amends the INIT reply: accepts passthrough, if the kernel offered it and
+ * the daemon may use it, and FUSE_HANDLE_KILLPRIV_V2.  With the latter the
+ * kernel no longer asks for security.capability before every write and
+ * for the attributes before every chown (two round trips each); the
+ * daemon clears set-id bits and capabilities itself (sfs_kill_privs). */
 static bool patch_init(struct sfs_fs *fs, struct iovec *iov, char *copy)
 {
+	bool pt = fs->pt.offered && fs->pt.allowed;
+	bool kp = fs->pt.init_flags & PT_KILLPRIV_V2;
 	uint64_t unique;
+	uint32_t fl;
 
-	if (!fs->pt.offered || fs->pt.init_done || iov[0].iov_len < 16 ||
-	    iov[1].iov_len < INIT_OUT_MIN || iov[1].iov_len > 64)
+	if (fs->pt.init_done || iov[0].iov_len < 16 || iov[1].iov_len < INIT_OUT_MIN ||
+	    iov[1].iov_len > 64)
 		return false;
 	memcpy(&unique, (char *)iov[0].iov_base + OUT_UNIQUE, sizeof(unique));
 	if (unique != fs->pt.init_unique || get32(iov[0].iov_base, OUT_ERROR) != 0)
 		return false;
 	fs->pt.init_done = true;
+	if (!pt && !kp)
+		return false;
 	memcpy(copy, iov[1].iov_base, iov[1].iov_len);
-	put32(copy, INIT_OUT_FLAGS, get32(copy, INIT_OUT_FLAGS) | PT_INIT_EXT);
-	put32(copy, INIT_OUT_FLAGS2, get32(copy, INIT_OUT_FLAGS2) | PT_FLAGS2_PASSTHRU);
-	/* the layers may not be stacked filesystems themselves */
-	put32(copy, INIT_OUT_STACK, 1);
+	fl = get32(copy, INIT_OUT_FLAGS);
+	if (kp) {
+		put32(copy, INIT_OUT_FLAGS, fl | PT_KILLPRIV_V2);
+		fs->pt.killpriv = true;
+		su_debug("killpriv: the daemon clears set-id bits");
+	}
+	if (pt) {
+		put32(copy, INIT_OUT_FLAGS, get32(copy, INIT_OUT_FLAGS) | PT_INIT_EXT);
+		put32(copy, INIT_OUT_FLAGS2, get32(copy, INIT_OUT_FLAGS2) | PT_FLAGS2_PASSTHRU);
+		/* the layers may not be stacked filesystems themselves */
+		put32(copy, INIT_OUT_STACK, 1);
+		__atomic_store_n(&fs->pt.on, true, __ATOMIC_RELEASE);
+		su_debug("passthrough: accepted");
+	}
 	iov[1].iov_base = copy;
-	__atomic_store_n(&fs->pt.on, true, __ATOMIC_RELEASE);
-	su_debug("passthrough: accepted");
 	return true;
 }
 
@@ -146,7 +166,7 @@ static ssize_t pt_writev(int fd, struct iovec *iov, int count, void *userdata)
 	char copy[256];
 
 	/* replies libfuse sends as a header and one argument */
-	if ((pt_armed || (fs->pt.offered && !fs->pt.init_done)) && count == 2) {
+	if ((pt_armed || (fs->pt.init_seen && !fs->pt.init_done)) && count == 2) {
 		memcpy(mine, iov, sizeof(mine));
 		if (pt_armed)
 			patch_open(mine, pt_armed, copy);
@@ -177,8 +197,7 @@ int sfs_pt_setup(struct sfs_fs *fs, struct fuse_session *se)
 
 	/* writeback caching and passthrough exclude each other in the
 	 * kernel; a daemon without real root cannot register backing files */
-	if (!fs->o->passthrough || fs->o->writeback || geteuid() != 0)
-		return 0;
+	fs->pt.allowed = fs->o->passthrough && !fs->o->writeback && geteuid() == 0;
 	fs->pt.devfd = fuse_session_fd(se);
 	return fuse_session_custom_io(se, &io, fs->pt.devfd);
 }

@@ -107,6 +107,7 @@ struct sfs_node {
 	bool metacopy;	       /* upper holds metadata only, data is low[0] */
 	bool indexed;	       /* upper lives in workdir/index (hard links) */
 	bool unlinked;	       /* no name left in the merged tree */
+	uint8_t privs;	       /* SFS_PRIVS_*: set-id bits, capabilities (atomic) */
 	int nlow;	       /* (imm) */
 	struct sfs_lower *low; /* (imm) dirs: merged lowers; others: at most 1 */
 	char *lowpath;	       /* (imm) path of low[] below the layer roots */
@@ -142,9 +143,12 @@ struct sfs_fs {
 		int devfd;    /* /dev/fuse of the session */
 		bool on;      /* negotiated, backing files accepted (atomic) */
 		bool offered; /* the kernel offered it in INIT */
+		bool allowed; /* passthrough may be accepted (root, no writeback) */
 		bool init_seen, init_done;
 		uint64_t init_unique;
-	} pt; /* passthrough.c */
+		uint32_t init_flags; /* the kernel's INIT offer */
+		bool killpriv;	     /* FUSE_HANDLE_KILLPRIV_V2 accepted */
+	} pt;			     /* passthrough.c */
 	struct {
 		struct fuse_session *se;
 		pthread_t thread;
@@ -308,8 +312,17 @@ int sfs_index_name(struct sfs_fs *fs, int layer, int fd, char *out, size_t len);
 int sfs_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st);
 /* Applies the presentation rules to a stat already taken of n. */
 void sfs_present_stat(struct sfs_fs *fs, struct sfs_node *n, struct stat *st);
+/* Whether a regular file may carry set-id bits or file capabilities: the
+ * daemon clears them before writes and truncations when the kernel hands
+ * that job over (killpriv, passthrough.c).  Unknown until checked. */
+enum { SFS_PRIVS_UNKNOWN, SFS_PRIVS_NONE, SFS_PRIVS_SOME };
+/* What the VFS does before a write or truncation by process pid: drops
+ * security.capability, and setuid (and setgid with group execute) unless
+ * pid holds CAP_FSETID.  Only when killpriv is on; n copied up.  1 when
+ * the mode changed: the kernel's copy of it is stale. */
+int sfs_kill_privs(struct sfs_fs *fs, struct sfs_node *n, pid_t pid);
 int sfs_setattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *attr, int valid, int fh,
-		struct stat *out);
+		pid_t pid, struct stat *out);
 uid_t sfs_uid_to_disk(struct sfs_fs *fs, uid_t uid);
 gid_t sfs_gid_to_disk(struct sfs_fs *fs, gid_t gid);
 /* Presented nlink of an upper object (overlayfs nlink xattr applied). */

@@ -63,6 +63,8 @@ int sfs_setxattr(struct sfs_fs *fs, struct sfs_node *n, const char *name, const 
 	r = sfs_copy_up(fs, n, SFS_CU_META);
 	if (r < 0)
 		return r;
+	if (!strcmp(name, "security.capability"))
+		__atomic_store_n(&n->privs, SFS_PRIVS_UNKNOWN, __ATOMIC_RELEASE);
 	return sfs_fsetxattr(fs, sfs_node_upper(n), name, val, len, flags);
 }
 
