@@ -245,6 +245,10 @@ done:
 	__atomic_store_n(&n->metacopy, meta, __ATOMIC_RELEASE);
 	n->indexed = indexed;
 	__atomic_store_n(&n->upper, fd, __ATOMIC_RELEASE);
+	/* the node holds one more fd: prune.c must count it, or a chmod -R
+	 * of a tree larger than the fd limit runs out (EMFILE) */
+	__atomic_add_fetch(&n->fds, 1, __ATOMIC_RELAXED);
+	sfs_prune_account(fs, 1);
 	return 0;
 fail:
 	close(fd);

@@ -196,9 +196,10 @@ int sfs_node_publish(struct sfs_fs *fs, struct sfs_node *parent, const char *nam
 		if (cur)
 			HASH_DELETE(hh, fs->nodes, cur);
 		n->tick = ++fs->tick;
+		/* counted before another thread can find it and copy it up */
+		n->fds = (n->upper >= 0) + n->nlow;
 		HASH_ADD(hh, fs->nodes, ino, sizeof(n->ino), n);
 		pthread_mutex_unlock(&fs->table_lock);
-		n->fds = (n->upper >= 0) + n->nlow;
 		sfs_prune_account(fs, n->fds);
 		memset(res, 0, sizeof(*res));
 		res->upper = -1;

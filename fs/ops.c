@@ -97,9 +97,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		       struct fuse_file_info *fi)
 {
 	struct stat st;
-	int r = sfs_setattr(FS(req), NODE(req, ino), attr, valid, fi ? FILEOF(fi)->fd : -1,
-			    fuse_req_ctx(req)->pid, &st);
+	int r, tries = 0;
+
 	/* (sfs_setattr copies the data up itself before changing the size) */
+	do
+		r = sfs_setattr(FS(req), NODE(req, ino), attr, valid, fi ? FILEOF(fi)->fd : -1,
+				fuse_req_ctx(req)->pid, &st);
+	while (again(req, NULL, r, &tries));
 
 	if (r < 0)
 		fuse_reply_err(req, -r);

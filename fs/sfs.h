@@ -116,7 +116,7 @@ struct sfs_node {
 	unsigned pt_opens, cached_opens;
 	bool pt_used;  /* passthrough I/O since the last cached open */
 	uint64_t tick; /* fs->tick at the last lookup (table_lock) */
-	int fds;       /* fds counted for prune.c at publish (imm) */
+	int fds;       /* fds counted for prune.c: at publish, +1 at copy-up */
 };
 
 #define SFS_PRUNE_BUSY 32 /* the most request threads */

@@ -2,7 +2,8 @@
 # tests/fs/fdlimit.t: a tree larger than the daemon's fd limit.  Every node
 # the kernel remembers holds O_PATH fds; under `prlimit --nofile=512` a walk
 # of 3,000 files must still stat, list and read every one (the daemon has
-# the kernel forget idle entries), files held open stay usable, the daemon
+# the kernel forget idle entries), chmod -R and chown -R copy every file
+# up without EMFILE, files held open stay usable, the daemon
 # never holds more fds than its limit, and its fds and memory go back down
 # when the kernel drops its caches (a walk of 100,000 files peaked at
 # 15 MiB and went back to 7 MiB).
@@ -65,6 +66,17 @@ t_is "$(cat <&3)" "1/1" "a file held open during the walk still reads"
 printf 'KEPT' >&4
 t_is "$(cat "$T/mnt/d2/new")" "KEPT" "another still writes"
 exec 3<&- 4>&-
+# chmod -R and chown -R copy every file up: each node then holds an upper
+# fd as well, which the pruning must count.
+chmod -R g+w "$T/mnt"/d[1-9] "$T/mnt"/d1[0-5] 2>"$T/chmod.err"
+note_fds
+t_is "$(head -3 "$T/chmod.err")" "" "chmod -R of 1,500 lower files (a copy-up each): no error"
+chown -R -h 0:0 "$T/mnt"/d1[6-9] "$T/mnt"/d2* "$T/mnt"/d30 2>"$T/chown.err"
+note_fds
+t_is "$(head -3 "$T/chown.err")" "" "chown -R of the other 1,500: no error"
+t_is "$(find "$T/upper" -type f -name 'f*' | wc -l)" "$NFILES" "every file is in the upper"
+t_is "$(find "$T/upper"/d[1-9] "$T/upper"/d1[0-5] -type f -name "f*" -perm -g+w | wc -l)" 1500 \
+	"with the new mode where chmod ran"
 t_ok "the daemon is alive" kill -0 $D
 t_ok "it never held more fds than its limit ($maxfds seen)" test "$maxfds" -lt $LIMIT
 t_diag "daemon: $maxfds fds at most, $(grep VmHWM "/proc/$D/status" | tr -s ' \t' ' ')"
