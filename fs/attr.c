@@ -141,8 +141,8 @@ static bool caller_has_fsetid(pid_t pid)
 	 FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |                     \
 	 FUSE_SET_ATTR_MTIME_NOW)
 
-/* fsetid: the caller holds CAP_FSETID (set-id bits stay).  1 when the
- * mode changed. */
+/* For sfs_kill_privs, on a regular file.  fsetid: the caller holds
+ * CAP_FSETID (set-id bits stay).  1 when the mode changed. */
 static int kill_privs(struct sfs_fs *fs, struct sfs_node *n, bool fsetid)
 {
 	int up = sfs_node_upper(n), r, changed = 0;
@@ -150,7 +150,7 @@ static int kill_privs(struct sfs_fs *fs, struct sfs_node *n, bool fsetid)
 	struct stat st;
 	ssize_t caps;
 
-	if (!S_ISREG(n->type) || up < 0)
+	if (up < 0)
 		return 0;
 	r = sfs_fstatat(up, "", &st, 0);
 	if (r < 0)

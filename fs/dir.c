@@ -350,29 +350,28 @@ static int link_up(struct sfs_fs *fs, struct sfs_node *n, int pup, const char *n
  * 1 when it holds whiteouts; -ENOTEMPTY when anything else is there. */
 static int upper_dir_whiteouts(int fd)
 {
-	_cleanup_closedir_ DIR *d = NULL;
-	struct dirent *de;
+	_cleanup_dirstream_ struct sfs_dirstream *d = NULL;
+	struct sfs_rawent de;
 	int found = 0;
-	int r0 = sfs_opendir(fd, &d);
+	int r = sfs_dirstream_open(fd, &d);
 
-	if (r0 < 0)
-		return r0;
-	while ((errno = 0, de = readdir(d))) {
+	if (r < 0)
+		return r;
+	while ((r = sfs_dirstream_next(d, &de)) > 0) {
 		struct stat st;
-		int r;
 
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+		if (!strcmp(de.name, ".") || !strcmp(de.name, ".."))
 			continue;
-		if (de->d_type != DT_CHR && de->d_type != DT_UNKNOWN)
+		if (de.type != DT_CHR && de.type != DT_UNKNOWN)
 			return -ENOTEMPTY;
-		r = sfs_fstatat(dirfd(d), de->d_name, &st, 0);
+		r = sfs_fstatat(sfs_dirstream_fd(d), de.name, &st, 0);
 		if (r < 0)
 			return r;
 		if (!sfs_is_whiteout(&st))
 			return -ENOTEMPTY;
 		found = 1;
 	}
-	return errno ? -errno : found;
+	return r < 0 ? r : found;
 }
 
 /* Removes the upper dir pup/name (fd), whose merged view is empty, in one

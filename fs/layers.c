@@ -294,26 +294,26 @@ static enum index_verdict index_verdict(struct sfs_fs *fs, int dfd, const char *
 /* Runs once at mount, before any request: nothing else uses the index. */
 static void index_cleanup(struct sfs_fs *fs)
 {
-	_cleanup_closedir_ DIR *d = NULL;
-	struct dirent *de;
+	_cleanup_dirstream_ struct sfs_dirstream *d = NULL;
+	struct sfs_rawent de;
 
-	if (sfs_opendir(fs->indexfd, &d) < 0)
+	if (sfs_dirstream_open(fs->indexfd, &d) < 0)
 		return;
-	while ((de = readdir(d))) {
-		const char *name = de->d_name;
-		int r = 0;
+	while (sfs_dirstream_next(d, &de) > 0) {
+		const char *name = de.name;
+		int dfd = sfs_dirstream_fd(d), r = 0;
 
 		if (!strcmp(name, ".") || !strcmp(name, ".."))
 			continue;
-		switch (index_verdict(fs, dirfd(d), name)) {
+		switch (index_verdict(fs, dfd, name)) {
 		case INDEX_KEEP:
 			continue;
 		case INDEX_TEMP:
-			r = su_rm_rf_at(dirfd(d), name);
+			r = su_rm_rf_at(dfd, name);
 			break;
 		case INDEX_ORPHAN:
 		case INDEX_STALE:
-			r = sfs_unlinkat(dirfd(d), name, 0);
+			r = sfs_unlinkat(dfd, name, 0);
 			break;
 		}
 		if (r < 0)

@@ -197,7 +197,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_file *f;
 	/* set-id bits not known to be absent before a truncating open */
-	bool stale = FS(req)->pt.killpriv &&
+	bool stale = (fi->flags & O_TRUNC) && FS(req)->pt.killpriv &&
 		     __atomic_load_n(&NODE(req, ino)->privs, __ATOMIC_ACQUIRE) != SFS_PRIVS_NONE;
 	int r, tries = 0;
 

@@ -169,10 +169,9 @@ struct sfs_fs {
 /* ---- sys.c: every call into the layers, logged at debug level ---- */
 
 int sfs_openat(int dirfd, const char *name, int flags, mode_t mode);
-/* A directory stream on the directory fd (any kind, O_PATH too) names. */
-int sfs_opendir(int fd, DIR **out);
-/* The same without stdio's checks, for the listing path: next gives 1 and
- * an entry (valid until the next call), 0 at the end, or -errno. */
+/* A stream of the entries of the directory fd names (any kind of fd, O_PATH
+ * too), read with getdents64: next gives 1 and an entry (valid until the
+ * next call), 0 at the end, or -errno. */
 struct sfs_dirstream;
 struct sfs_rawent {
 	uint64_t ino;

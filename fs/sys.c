@@ -27,24 +27,9 @@ int sfs_openat(int dirfd, const char *name, int flags, mode_t mode)
 	RET(r, "openat(%d, \"%s\", %#x, %#o)", dirfd, name, flags, mode);
 }
 
-int sfs_opendir(int fd, DIR **out)
-{
-	int dfd = sfs_openat(fd, ".", O_RDONLY | O_DIRECTORY, 0);
-
-	if (dfd < 0)
-		return dfd;
-	*out = fdopendir(dfd);
-	if (!*out) {
-		int e = errno;
-		close(dfd);
-		return -e;
-	}
-	return 0;
-}
-
 /* Reads a directory with getdents64 straight into a buffer: fdopendir's
- * checks (an fstat and an fcntl) cost two system calls per directory and
- * layer on the path every listing takes. */
+ * checks (an fstat and an fcntl) would cost two system calls per directory
+ * and layer on the path every listing takes. */
 struct sfs_dirstream {
 	int fd;
 	size_t pos, len;
