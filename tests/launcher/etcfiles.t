@@ -60,7 +60,7 @@ t_is "$(run -h box --add-host box:10.9.9.9 grep box /etc/hosts)" "$(printf '10.9
 	"--add-host of the host name replaces its line"
 t_is "$(run --add-host gw:host-gateway grep gw /etc/hosts)" "$(printf '127.0.0.1\tgw')" \
 	"host-gateway with the host's network: the loopback"
-id=$(st create --add-host db:10.0.0.5 --rootfs-layers "$LAYERS" grep db /etc/hosts)
+id=$(st create --add-host db:10.0.0.5 --rootfs-layers "$LAYERS" grep -w db /etc/hosts)
 t_is "$(st start -a "$id")" "$(printf '10.0.0.5\tdb')" "create records --add-host for start"
 t_ok "in config.json as ExtraHosts" grep -q '"db:10.0.0.5"' "$ROOT/containers/$id/config.json"
 st rm "$id" >/dev/null
