@@ -128,9 +128,12 @@ static int create_tmp(struct sfs_fs *fs, struct sfs_node *n, const struct stat *
 	if (r < 0)
 		return r;
 	r = sfs_openat(fs->workfd, tmp, O_PATH | O_NOFOLLOW, 0);
-	if (r < 0 && *wfd >= 0) {
-		close(*wfd);
+	if (r < 0) {
+		/* (EMFILE, the caller may try again) nothing left behind */
+		if (*wfd >= 0)
+			close(*wfd);
 		*wfd = -1;
+		sfs_unlinkat(fs->workfd, tmp, S_ISDIR(st->st_mode) ? AT_REMOVEDIR : 0);
 	}
 	return r;
 }

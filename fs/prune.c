@@ -6,14 +6,26 @@
  * recently looked-up entries nobody has open (notify_inval_entry); the
  * kernel drops them and sends FORGET, which frees the nodes and their fds.
  * The entries are looked up again if they are used.  The thread also hands
- * the memory of forgotten nodes back to the system. */
+ * the memory of forgotten nodes back to the system.
+ *
+ * Having the kernel forget an entry (d_invalidate) also detaches whatever
+ * is mounted on it, in every mount namespace: pruning a container's
+ * /etc/hosts would take away the bind mount its launcher put there.  The
+ * kernel never tells a FUSE daemon what is mounted on its entries, so each
+ * round first reads the mount table of every mount namespace the daemon
+ * may see and spares the entries named like a mount point on a FUSE mount
+ * (sparing a few more than needed costs nothing).  Directories, where
+ * volumes go, are never pruned at all. */
 #include "fs/sfs.h"
 
+#include <ctype.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 struct victim {
 	struct sfs_node *n;
@@ -24,6 +36,230 @@ static int by_tick(const void *a, const void *b)
 {
 	const struct victim *x = a, *y = b;
 	return x->tick < y->tick ? -1 : x->tick > y->tick;
+}
+
+/* The last components of the mount points on FUSE mounts. */
+struct spared {
+	char **names;
+	size_t n;
+	struct seen_ns {
+		ino_t ns;	/* a mount namespace */
+		dev_t root_dev; /* as seen from a root directory (chroot) */
+		ino_t root_ino;
+	} * ns; /* the tables read */
+	size_t nns;
+};
+
+static void spared_free(struct spared *sp)
+{
+	for (size_t i = 0; i < sp->n; i++)
+		free(sp->names[i]);
+	free(sp->names);
+	free(sp->ns);
+}
+
+static bool spared_has(const struct spared *sp, const char *name)
+{
+	for (size_t i = 0; i < sp->n; i++)
+		if (!strcmp(sp->names[i], name))
+			return true;
+	return false;
+}
+
+/* Undoes mountinfo's octal escapes (\040 for a space) in place. */
+static void unescape(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && isdigit((unsigned char)s[2]) &&
+		    isdigit((unsigned char)s[3])) {
+			*o++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+/* The fields of one mountinfo line: mount id, parent id, mount point and
+ * file system type.  False for a line it cannot read. */
+static bool mount_fields(char *line, long *id, long *parent, char **mp, char **type)
+{
+	char *f[7], *save = NULL, *tok;
+	int n = 0;
+
+	for (tok = strtok_r(line, " ", &save); tok && n < 6; tok = strtok_r(NULL, " ", &save))
+		f[n++] = tok;
+	if (n < 6)
+		return false;
+	/* optional fields, up to a lone "-" */
+	while (tok && strcmp(tok, "-"))
+		tok = strtok_r(NULL, " ", &save);
+	if (!tok || !(f[6] = strtok_r(NULL, " ", &save)))
+		return false;
+	*id = strtol(f[0], NULL, 10);
+	*parent = strtol(f[1], NULL, 10);
+	*mp = f[4];
+	*type = f[6];
+	return true;
+}
+
+/* Adds the mount points on FUSE mounts of one mount table. */
+static void spare_table(struct spared *sp, char *text)
+{
+	long *fuse = NULL, id, parent;
+	size_t nfuse = 0;
+	char *mp, *type, *line, *next;
+
+	/* first the FUSE mounts, then what is mounted on them */
+	for (int pass = 0; pass < 2; pass++) {
+		for (line = text; line && *line; line = next) {
+			_cleanup_free_ char *copy = NULL;
+
+			next = strchr(line, '\n');
+			copy = next ? strndup(line, (size_t)(next - line)) : strdup(line);
+			next = next ? next + 1 : NULL;
+			if (!copy || !mount_fields(copy, &id, &parent, &mp, &type))
+				continue;
+			if (pass == 0 && !strncmp(type, "fuse", 4)) {
+				long *f = realloc(fuse, (nfuse + 1) * sizeof(*fuse));
+				if (!f)
+					break;
+				fuse = f;
+				fuse[nfuse++] = id;
+			}
+			for (size_t i = 0; pass == 1 && i < nfuse; i++) {
+				char *base, **names;
+
+				if (fuse[i] != parent)
+					continue;
+				unescape(mp);
+				base = strrchr(mp, '/') ? strrchr(mp, '/') + 1 : mp;
+				if (spared_has(sp, base))
+					break;
+				names = realloc(sp->names, (sp->n + 1) * sizeof(*names));
+				if (!names || !(names[sp->n] = strdup(base))) {
+					sp->names = names ? names : sp->names;
+					break;
+				}
+				sp->names = names;
+				sp->n++;
+				break;
+			}
+		}
+	}
+	free(fuse);
+}
+
+/* Opens /proc/path while the daemon may be out of fds: the descriptor
+ * kept spare for this is given up for it. */
+static int open_proc(struct sfs_fs *fs, const char *path)
+{
+	int fd = openat(fs->prune.proc, path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE) && fs->prune.spare >= 0) {
+		close(fs->prune.spare);
+		fs->prune.spare = -1;
+		fd = openat(fs->prune.proc, path, O_RDONLY | O_CLOEXEC);
+	}
+	return fd < 0 ? -errno : fd;
+}
+
+static int read_proc(struct sfs_fs *fs, const char *path, char **out)
+{
+	_cleanup_close_ int fd = open_proc(fs, path);
+	size_t len = 0, cap = 0;
+	char *buf = NULL;
+	ssize_t n;
+
+	if (fd < 0)
+		return fd;
+	do {
+		if (cap - len < 4096) {
+			char *b = realloc(buf, cap = cap ? cap * 2 : 65536);
+			if (!b) {
+				free(buf);
+				return -ENOMEM;
+			}
+			buf = b;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n > 0)
+			len += (size_t)n;
+	} while (n > 0 || (n < 0 && errno == EINTR));
+	if (n < 0) {
+		free(buf);
+		return -errno;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	return 0;
+}
+
+/* Reads the mount table of every mount namespace of the processes the
+ * daemon may look at (its own user's, or all as root).  False when one
+ * could not be read for want of fds or memory: then nothing is safe to
+ * drop.  Done while the daemon is at its limit, so it takes one fd at
+ * most, and a spare one is kept for it (prune.proc, prune.spare). */
+static bool spare_mount_points(struct sfs_fs *fs, struct spared *sp)
+{
+	char *dents = malloc(32768);
+	bool ok = dents && fs->prune.proc >= 0 && lseek(fs->prune.proc, 0, SEEK_SET) == 0;
+	ssize_t len = 0;
+
+	while (ok && (len = getdents64(fs->prune.proc, dents, 32768)) > 0) {
+		for (ssize_t pos = 0; ok && pos < len;) {
+			const struct dirent64 *de = (const struct dirent64 *)(dents + pos);
+			_cleanup_free_ char *text = NULL;
+			char path[300];
+			struct stat st;
+			bool seen = false;
+			int r;
+
+			pos += de->d_reclen;
+			if (!isdigit((unsigned char)de->d_name[0]))
+				continue;
+			struct stat root;
+			struct seen_ns *ns, key;
+
+			snprintf(path, sizeof(path), "%s/ns/mnt", de->d_name);
+			if (fstatat(fs->prune.proc, path, &st, 0) < 0)
+				continue; /* gone, or not ours to look at */
+			/* a table lists the mounts below its process's root */
+			snprintf(path, sizeof(path), "%s/root", de->d_name);
+			if (fstatat(fs->prune.proc, path, &root, 0) < 0)
+				continue;
+			key = (struct seen_ns){st.st_ino, root.st_dev, root.st_ino};
+			for (size_t i = 0; i < sp->nns && !seen; i++)
+				seen = !memcmp(&sp->ns[i], &key, sizeof(key));
+			if (seen)
+				continue;
+			snprintf(path, sizeof(path), "%s/mountinfo", de->d_name);
+			r = read_proc(fs, path, &text);
+			if (r == -EMFILE || r == -ENFILE || r == -ENOMEM) {
+				ok = false;
+				break;
+			}
+			if (r < 0)
+				continue;
+			ns = realloc(sp->ns, (sp->nns + 1) * sizeof(*ns));
+			if (!ns) {
+				ok = false;
+				break;
+			}
+			sp->ns = ns;
+			sp->ns[sp->nns++] = key;
+			spare_table(sp, text);
+		}
+	}
+	if (len < 0)
+		ok = false;
+	free(dents);
+	if (fs->prune.spare < 0)
+		fs->prune.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return ok;
 }
 
 /* Idle nodes, oldest first, each with a reference taken: as many as
@@ -76,11 +312,28 @@ static size_t prune_once(struct sfs_fs *fs, bool forced)
 	long target = forced && fds <= fs->prune.low ? fds / 2 : fs->prune.low;
 	struct victim *v = NULL;
 	size_t nv = fds > target ? pick(fs, fds, target, &v) : 0;
+	struct spared sp = {0};
+	struct timespec last = {0}, now;
+	long every = 0; /* ns between two scans */
+	bool scanned = false;
 
 	for (size_t i = 0; i < nv; i++) {
 		struct sfs_node *n = v[i].n, *p = NULL;
 		char *name = NULL;
 
+		/* a round takes a while: what was mounted since counts too */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - last.tv_sec) * 1000000000L + now.tv_nsec - last.tv_nsec > every) {
+			spared_free(&sp);
+			sp = (struct spared){0};
+			scanned = spare_mount_points(fs, &sp);
+			clock_gettime(CLOCK_MONOTONIC, &last);
+			/* every 2 ms, or less often if a scan is slow (many
+			 * processes): the scans take a fifth of the time at most */
+			every =
+			    (last.tv_sec - now.tv_sec) * 1000000000L + last.tv_nsec - now.tv_nsec;
+			every = every * 4 > 2000000 ? every * 4 : 2000000;
+		}
 		pthread_mutex_lock(&n->lock);
 		if (n->parent && n->name) {
 			p = n->parent;
@@ -92,7 +345,7 @@ static size_t prune_once(struct sfs_fs *fs, bool forced)
 		 * notifying.  A stale parent id only makes the kernel answer
 		 * ENOENT; dropping any entry is always safe. */
 		pthread_mutex_lock(&fs->prune.lock);
-		if (name && is_busy(fs, p)) {
+		if (name && (is_busy(fs, p) || !scanned || spared_has(&sp, name))) {
 			free(name);
 			name = NULL;
 		}
@@ -106,7 +359,8 @@ static size_t prune_once(struct sfs_fs *fs, bool forced)
 		sfs_node_unref(fs, n);
 	}
 	free(v);
-	su_debug("pruned %zu nodes (%ld fds)", nv, fds);
+	spared_free(&sp);
+	su_debug("pruned %zu nodes (%ld fds), %zu names spared", nv, fds, sp.n);
 	return nv;
 }
 
@@ -168,6 +422,8 @@ int sfs_prune_start(struct sfs_fs *fs, struct fuse_session *se)
 	long reserve = 128 + limit / 8 < limit / 2 ? 128 + limit / 8 : limit / 2;
 
 	fs->prune.se = se;
+	fs->prune.proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fs->prune.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	fs->prune.high = limit - reserve;
 	fs->prune.low = fs->prune.high / 3 * 2;
 	pthread_mutex_init(&fs->prune.lock, NULL);
@@ -188,6 +444,10 @@ void sfs_prune_stop(struct sfs_fs *fs)
 	pthread_mutex_unlock(&fs->prune.lock);
 	pthread_join(fs->prune.thread, NULL);
 	fs->prune.running = false;
+	if (fs->prune.proc >= 0)
+		close(fs->prune.proc);
+	if (fs->prune.spare >= 0)
+		close(fs->prune.spare);
 }
 
 void sfs_prune_account(struct sfs_fs *fs, long delta)

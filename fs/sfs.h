@@ -161,6 +161,7 @@ struct sfs_fs {
 		/* directories whose requests wait for a round (lock) */
 		struct sfs_node *busy[SFS_PRUNE_BUSY];
 		struct sfs_node *notifying; /* parent being notified (atomic) */
+		int proc, spare;	    /* /proc, and an fd to give up for it */
 	} prune;			    /* prune.c */
 	uint64_t tick;			    /* lookups so far (table_lock) */
 	pthread_key_t read_pipe;	    /* file.c */

@@ -2,7 +2,8 @@
 # tests/fs/fdlimit.t: a tree larger than the daemon's fd limit.  Every node
 # the kernel remembers holds O_PATH fds; under `prlimit --nofile=512` a walk
 # of 3,000 files must still stat, list and read every one (the daemon has
-# the kernel forget idle entries), chmod -R and chown -R copy every file
+# the kernel forget idle entries, except those a file is mounted on),
+# chmod -R and chown -R copy every file
 # up without EMFILE, files held open stay usable, the daemon
 # never holds more fds than its limit, and its fds and memory go back down
 # when the kernel drops its caches (a walk of 100,000 files peaked at
@@ -77,6 +78,35 @@ t_is "$(head -3 "$T/chown.err")" "" "chown -R of the other 1,500: no error"
 t_is "$(find "$T/upper" -type f -name 'f*' | wc -l)" "$NFILES" "every file is in the upper"
 t_is "$(find "$T/upper"/d[1-9] "$T/upper"/d1[0-5] -type f -name "f*" -perm -g+w | wc -l)" 1500 \
 	"with the new mode where chmod ran"
+
+# Having the kernel forget an entry detaches what is mounted on it, in any
+# mount namespace: files bind-mounted over (a container's /etc/hosts) must
+# be spared by the pruning, over a lower file, an upper file, and in a
+# namespace of its own.  (A mount made while a pruning round is under way
+# can still lose that race: the mounts are made once the daemon has settled
+# below its high mark, the limit less 128 + 1/8.)
+for _ in $(seq 100); do [ "$(fds)" -lt $((LIMIT - 128 - LIMIT / 8)) ] && break; sleep 0.1; done
+sleep 0.5
+echo "from the host" >"$T/host.txt"
+echo made >"$T/mnt/d4/made"
+mount --bind "$T/host.txt" "$T/mnt/d3/f7" && mount --bind "$T/host.txt" "$T/mnt/d4/made"
+unshare --mount --propagation private sh -c \
+	"mount --bind '$T/host.txt' '$T/mnt/d5/f9' && : >'$T/ns.ready' &&
+	 while [ ! -e '$T/ns.go' ]; do sleep 0.1; done; cat '$T/mnt/d5/f9'" >"$T/ns.out" 2>&1 &
+ns=$!
+for _ in $(seq 100); do [ -e "$T/ns.ready" ] && break; sleep 0.1; done
+t_ok "files bind-mounted over a lower and an upper file, and in another namespace" \
+	test -e "$T/ns.ready" -a "$(cat "$T/mnt/d4/made")" = "from the host"
+sum "$T/mnt" >/dev/null 2>&1
+sum "$T/mnt" >/dev/null 2>&1
+note_fds
+: >"$T/ns.go"
+wait $ns
+t_is "$(cat "$T/mnt/d3/f7" "$T/mnt/d4/made" "$T/ns.out")" \
+	"$(printf 'from the host\nfrom the host\nfrom the host')" \
+	"after reading every file twice, all three mounts are still there"
+umount "$T/mnt/d3/f7" "$T/mnt/d4/made"
+t_is "$(cat "$T/mnt/d3/f7" "$T/mnt/d4/made")" "$(printf '3/7\nmade')" "and come off cleanly"
 t_ok "the daemon is alive" kill -0 $D
 t_ok "it never held more fds than its limit ($maxfds seen)" test "$maxfds" -lt $LIMIT
 t_diag "daemon: $maxfds fds at most, $(grep VmHWM "/proc/$D/status" | tr -s ' \t' ' ')"
