@@ -115,10 +115,12 @@ static int image_ls(struct cli_ctx *ctx, int argc, char **argv)
 			json_decref(o);
 			puts(t ? t : "{}");
 		} else {
+			/* one row per name, as docker images does */
 			human_size(v[i]->size, size, sizeof(size));
-			printf("%-30s %-14.12s %-10s %.19s\n",
-			       v[i]->names[0] ? v[i]->names[0] : "<none>", v[i]->id, size,
-			       v[i]->created);
+			for (size_t k = 0; k == 0 || v[i]->names[k]; k++)
+				printf("%-30s %-14.12s %-10s %.19s\n",
+				       v[i]->names[k] ? v[i]->names[k] : "<none>", v[i]->id, size,
+				       v[i]->created);
 		}
 	}
 	img_info_list_free(v, n);
@@ -154,21 +156,41 @@ static int image_inspect(struct cli_ctx *ctx, int argc, char **argv)
 
 static int image_rm(struct cli_ctx *ctx, int argc, char **argv)
 {
-	int rc = CLI_OK, first = 1;
-	bool force = false;
+	static const struct option opts[] = {
+	    {"force", no_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	bool first = true, force = false;
+	int c, rc = CLI_OK;
 
-	if (argc > 1 && (!strcmp(argv[1], "-f") || !strcmp(argv[1], "--force"))) {
-		force = true;
-		first = 2;
+	while ((c = next_opt(argc, argv, ":fh", opts, &first)) != -1) {
+		if (c == 'h') {
+			puts("Usage: strata image rm [-f] IMAGE...\n\n"
+			     "Untag NAME[:TAG]; remove the image with its last name, or by id.\n"
+			     "  -f, --force   remove by id an image with several names; no error\n"
+			     "                for a missing image");
+			return CLI_OK;
+		} else if (c == 'f') {
+			force = true;
+		} else {
+			return cli_bad_option("image rm", c, argv);
+		}
 	}
-	if (argc <= first)
+	if (optind >= argc)
 		return cli_usage_error("image rm", "expected at least one IMAGE");
-	for (int i = first; i < argc; i++) {
+	for (int i = optind; i < argc; i++) {
+		struct img_rm_result res;
 		struct su_error e = {0};
-		if (img_rm(ctx->root, argv[i], force, &e) < 0)
+		int r = img_rm(ctx->root, argv[i], force, &res, &e);
+
+		for (size_t k = 0; res.untagged && res.untagged[k]; k++)
+			printf("Untagged: %s\n", res.untagged[k]);
+		if (res.deleted)
+			printf("Deleted: sha256:%s\n", res.deleted);
+		img_rm_result_clear(&res);
+		if (r < 0)
 			rc = cli_error(&e);
-		else
-			printf("%s\n", argv[i]);
 	}
 	return rc;
 }

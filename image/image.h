@@ -69,9 +69,22 @@ void img_info_free(struct img_info *i);
 void img_info_list_free(struct img_info **v, size_t n);
 /* The object `image inspect` prints. */
 json_t *img_info_to_json(const char *root, const struct img_info *i);
-/* Refuses (EBUSY) while a container's config.json names the image, naming
- * the containers; removes the layers no other image uses. */
-int img_rm(const char *root, const char *ref, bool force, struct su_error *e);
+/* What `image rm` did to one reference. */
+struct img_rm_result {
+	char **untagged; /* NULL-terminated names taken off the image */
+	char *deleted;	 /* the id of the image removed, NULL when it stays */
+};
+
+/* As Docker's rmi.  ref "name[:tag]" of an image with other names: takes
+ * that name off only.  Otherwise (its last name, or an id) removes the
+ * image and the layers no other image uses -- refused (EBUSY) when ref is
+ * an id and the image has several names, unless force, and always while a
+ * container's config.json names the image (naming the containers).  force
+ * also makes an unknown ref no error.  out is filled with what was done,
+ * even on failure; clear it with img_rm_result_clear. */
+int img_rm(const char *root, const char *ref, bool force, struct img_rm_result *out,
+	   struct su_error *e);
+void img_rm_result_clear(struct img_rm_result *r);
 /* Removes images without names (all unused images with all) and layers no
  * image uses; returns the removed image ids. */
 int img_prune(const char *root, bool all, char ***removed, struct su_error *e);

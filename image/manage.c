@@ -1,5 +1,6 @@
-/* image/manage: `image rm` and `image prune` (with the container check and
- * the removal of layers no image uses), and the JSON `image inspect` prints. */
+/* image/manage: `image rm` (untagging one name, or removing the image) and
+ * `image prune` (with the container check and the removal of layers no image
+ * uses), and the JSON `image inspect` prints. */
 #include "image/store.h"
 
 #include <dirent.h>
@@ -143,22 +144,130 @@ static int refuse_used(const char *root, const char *ref, const char *id, struct
 	return -1;
 }
 
-int img_rm(const char *root, const char *ref, bool force, struct su_error *e)
+void img_rm_result_clear(struct img_rm_result *r)
+{
+	su_strv_free(r->untagged);
+	free(r->deleted);
+	r->untagged = NULL;
+	r->deleted = NULL;
+}
+
+static char **strv_dup(char *const *v)
+{
+	size_t n = su_strv_len(v);
+	char **d = calloc(n + 1, sizeof(*d));
+
+	for (size_t k = 0; d && k < n; k++)
+		if (!(d[k] = strdup(v[k]))) {
+			su_strv_free(d);
+			return NULL;
+		}
+	return d;
+}
+
+static bool has_name(const struct img_info *i, const char *name)
+{
+	for (size_t k = 0; name && i->names[k]; k++)
+		if (!strcmp(i->names[k], name))
+			return true;
+	return false;
+}
+
+/* Whether ref can name an image at all: a name, or an id (prefix). */
+static bool ref_valid(const char *ref)
+{
+	_cleanup_free_ char *name = img_name_normalize(ref);
+	const char *hex = su_str_has_prefix(ref, "sha256:") ? ref + 7 : ref;
+
+	return name || (img_hex_valid(hex, 0) && strlen(hex) <= 64);
+}
+
+/* An id names every tag of the image: Docker's conflict unless forced. */
+static int refuse_shared(const struct img_info *i, struct su_error *e)
+{
+	char list[512] = "";
+
+	for (size_t k = 0; i->names[k]; k++) {
+		size_t l = strlen(list);
+		snprintf(list + l, sizeof(list) - l, "%s%s", k ? ", " : "", i->names[k]);
+	}
+	su_error_set(e, 0,
+		     "conflict: unable to delete %.12s (must be forced) - image is referenced in "
+		     "multiple repositories (%s)",
+		     i->id, list);
+	e->errnum = EBUSY;
+	return -1;
+}
+
+static int untag(struct img_store *s, const struct img_info *i, const char *name,
+		 struct img_rm_result *out, struct su_error *e)
+{
+	char *const one[] = {(char *)name, NULL};
+
+	if (!(out->untagged = strv_dup(one)))
+		return su_error_set(e, ENOMEM, "untag %s", name);
+	if (img_untag_locked(s, i->id, name, e) < 0) {
+		img_rm_result_clear(out);
+		return -1;
+	}
+	return 0;
+}
+
+/* Removes the image with all its names (one rename: a crash leaves it
+ * whole or gone), then the layers left unused. */
+static int untag_and_delete(struct img_store *s, const char *ref, const struct img_info *i,
+			    struct img_rm_result *out, struct su_error *e)
+{
+	if (refuse_used(s->root, ref, i->id, e) < 0)
+		return -1;
+	out->untagged = strv_dup(i->names);
+	out->deleted = strdup(i->id);
+	if (!out->untagged || !out->deleted) {
+		img_rm_result_clear(out);
+		return su_error_set(e, ENOMEM, "remove image %s", ref);
+	}
+	if (remove_image(s, i->id, e) < 0) {
+		img_rm_result_clear(out);
+		return -1;
+	}
+	return gc_layers(s, e);
+}
+
+int img_rm(const char *root, const char *ref, bool force, struct img_rm_result *out,
+	   struct su_error *e)
 {
 	_cleanup_store_ struct img_store *s = NULL;
 	_cleanup_unlock_ int lock = -1;
-	_cleanup_free_ char *id = NULL;
+	_cleanup_free_ char *id = NULL, *name = img_name_normalize(ref);
+	struct img_info *i = NULL;
+	int r;
 
+	out->untagged = NULL;
+	out->deleted = NULL;
+	if (!ref_valid(ref)) {
+		su_error_set(e, 0, "remove image \"%s\": invalid reference format", ref);
+		e->errnum = EINVAL;
+		return -1;
+	}
 	if (img_store_open(root, true, &s, e) < 0 || (lock = img_store_lock(s, true, e)) < 0)
 		return su_error_wrap(e, "remove image %s", ref);
 	if (img_lookup_locked(s, ref, &id, e) < 0) {
-		if (force && e->errnum == ENOENT)
+		if (force && e->errnum == ENOENT) {
+			su_error_clear(e);
 			return 0;
+		}
 		return -1;
 	}
-	if (refuse_used(root, ref, id, e) < 0 || remove_image(s, id, e) < 0)
-		return -1;
-	return gc_layers(s, e);
+	if (img_load_locked(s, id, &i, e) < 0)
+		return su_error_wrap(e, "remove image %s", ref);
+	if (has_name(i, name) && i->names[1])
+		r = untag(s, i, name, out, e);
+	else if (!has_name(i, name) && su_strv_len(i->names) > 1 && !force)
+		r = refuse_shared(i, e);
+	else
+		r = untag_and_delete(s, ref, i, out, e);
+	img_info_free(i);
+	return r;
 }
 
 int img_prune(const char *root, bool all, char ***removed, struct su_error *e)

@@ -350,6 +350,36 @@ static int meta_write(struct img_store *s, const char *id, json_t *meta, struct 
 	return 0;
 }
 
+/* Takes name off image id (a no-op when it has not got it): one atomic
+ * rewrite of its meta.json. */
+static int drop_name(struct img_store *s, const char *id, const char *name, struct su_error *e)
+{
+	json_t *meta = NULL, *names, *x;
+	size_t k;
+	int r = 0;
+
+	if (read_json(s, id, "meta.json", &meta, e) < 0)
+		return -1;
+	names = json_object_get(meta, "Names");
+	json_array_foreach(names, k, x)
+	{
+		if (!strcmp(json_string_value(x) ? json_string_value(x) : "", name)) {
+			json_array_remove(names, k);
+			r = meta_write(s, id, meta, e);
+			break;
+		}
+	}
+	json_decref(meta);
+	return r;
+}
+
+int img_untag_locked(struct img_store *s, const char *id, const char *name, struct su_error *e)
+{
+	if (drop_name(s, id, name, e) < 0)
+		return su_error_wrap(e, "untag %s", name);
+	return 0;
+}
+
 /* Takes name away from every image but keep. */
 static int untag_others(struct img_store *s, const char *name, const char *keep, struct su_error *e)
 {
@@ -360,21 +390,12 @@ static int untag_others(struct img_store *s, const char *name, const char *keep,
 	if (img_list_locked(s, &v, &n, e) < 0)
 		return -1;
 	for (size_t i = 0; i < n && r == 0; i++) {
-		json_t *meta = NULL, *names, *x;
-		size_t k;
+		bool has = false;
 
-		if (!strcmp(v[i]->id, keep) || read_json(s, v[i]->id, "meta.json", &meta, e) < 0)
-			continue;
-		names = json_object_get(meta, "Names");
-		json_array_foreach(names, k, x)
-		{
-			if (!strcmp(json_string_value(x) ? json_string_value(x) : "", name)) {
-				json_array_remove(names, k);
-				r = meta_write(s, v[i]->id, meta, e);
-				break;
-			}
-		}
-		json_decref(meta);
+		for (size_t k = 0; v[i]->names[k] && !has; k++)
+			has = !strcmp(v[i]->names[k], name);
+		if (has && strcmp(v[i]->id, keep))
+			r = drop_name(s, v[i]->id, name, e);
 	}
 	img_info_list_free(v, n);
 	return r;

@@ -38,6 +38,9 @@ int img_list_locked(struct img_store *s, struct img_info ***out, size_t *n, stru
  * moves names given to other images over to this one. */
 int img_store_add_locked(struct img_store *s, const char *id, const char *config, size_t len,
 			 const char *name, uint64_t size, struct su_error *e);
+/* Takes name off image id, keeping the image (one atomic rewrite of its
+ * meta.json).  Caller holds the exclusive lock. */
+int img_untag_locked(struct img_store *s, const char *id, const char *name, struct su_error *e);
 /* ".tmp-<32 hex>" into buf (at least 38 bytes). */
 int img_tmp_name(char *buf, const char *prefix);
 bool img_hex_valid(const char *s, size_t len);
