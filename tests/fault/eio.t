@@ -162,7 +162,7 @@ t_is "$(cat "$M/eiodir-bad/a")" a "a file in it reads by name"
 t_is "$(op creat "$M/eiodir-merged/new")" OK "a file created in another eiodir- directory"
 t_is "$(lsv "$M/eiodir-merged")" EIO "listing that merged directory: EIO, not the upper alone"
 t_is "$(lsv "$M")" OK "the root lists"
-t_is "$(ls "$M" | tr '\n' ' ')" "d eio-data eio-full eio-meta eiodir-bad eiodir-merged eiotail-copy eiotail-meta eiotail-read fresh ok " "with every entry"
+t_is "$(LC_ALL=C ls "$M" | tr '\n' ' ')" "d eio-data eio-full eio-meta eiodir-bad eiodir-merged eiotail-copy eiotail-meta eiotail-read fresh ok " "with every entry"
 t_is "$(ls "$M/d" | wc -l)" 20 "another directory lists fully"
 heal
 t_is "$(ls "$M/eiodir-bad" | tr '\n' ' ')" "a b " "healed: the eiodir- directory lists"

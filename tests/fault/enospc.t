@@ -88,7 +88,7 @@ echo "$T/m2" >>"$T/.mounts"
 prlimit --nofile=64 "$STRATA_FS" -f -o "$OPTS2" "$T/m2" 2>"$T/d2.err" &
 D2=$!
 echo $D2 >>"$T/.pids"
-for _ in $(seq 100); do mountpoint -q "$T/m2" && break; sleep 0.05; done
+for _ in $(seq 400); do mountpoint -q "$T/m2" && break; sleep 0.05; done
 t_ok "mount under prlimit --nofile=64" mountpoint -q "$T/m2"
 for i in $(seq 300); do fsop read "$T/m2/d/f$i"; done | sort | uniq -c >"$T/emfile.out"
 t_diag "reading 300 files with 64 descriptors: $(tr -s ' \n' ' ' <"$T/emfile.out")"

@@ -70,12 +70,13 @@ mkdir -p "$T/hl" && echo x >"$T/hl/a" && ln "$T/hl/a" "$T/hl/b"
 tar -C "$T/hl" -P --transform='flags=h;s,^a$,../a,' -cf "$T/hl.tar" a b
 bad "escaping hard link" 'entry "b".*hard link target.*leaves the layer' "$T/hl.tar"
 
-# a symlinked directory, then a file written through it
-mkdir -p "$T/sd1" "$T/sd2/link" && ln -s /tmp "$T/sd1/link" && echo x >"$T/sd2/link/pwned"
+# a symlinked directory, then a file written through it (to a directory
+# of this test's: a /tmp/pwned of someone else's proves nothing)
+mkdir -p "$T/sd1" "$T/sd2/link" "$T/sdout" && ln -s "$T/sdout" "$T/sd1/link" && echo x >"$T/sd2/link/pwned"
 tar -C "$T/sd1" -cf "$T/sd.tar" link
 tar -C "$T/sd2" -rf "$T/sd.tar" link/pwned
 bad "file through a symlinked directory" 'entry "link/pwned".*symlink "link' "$T/sd.tar"
-t_ok "nothing written through the symlink" test ! -e /tmp/pwned
+t_ok "nothing written through the symlink" test ! -e "$T/sdout/pwned"
 
 # device nodes
 tar -C / -cf "$T/dev.tar" dev/null

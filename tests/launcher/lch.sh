@@ -25,9 +25,9 @@ procs_of() {
 	done
 	return 0
 }
-# wait_for CMD...: retries CMD for up to 10 s
+# wait_for CMD...: retries CMD for up to 30 s (a loaded machine, ASan)
 wait_for() {
 	local i
-	for i in $(seq 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+	for i in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
 	return 1
 }

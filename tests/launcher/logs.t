@@ -32,8 +32,13 @@ wait $f
 t_is "$?" "0" "-f returns once the container stops"
 t_is "$(cat "$T/follow")" "$(printf 'first\nsecond\nthird')" "having printed what came after"
 
-run -d --name tailf sh -c 'seq 5; sleep 3; echo 6' >/dev/null
-wait_for sh -c "'$S' --root '$ROOT' logs tailf | grep -q 5"
-t_is "$(timeout 60 "$S" --root "$ROOT" logs -f --tail 2 tailf)" "$(printf '4\n5\n6')" \
-	"-f --tail 2: the last two lines, then the rest"
+# 6 comes once logs -f has printed the tail (not after a fixed delay).
+run -d --name tailf sh -c 'seq 5; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo 6' >/dev/null
+wait_for sh -c "'$S' --root '$ROOT' logs tailf | grep -qx 5"
+timeout 60 "$S" --root "$ROOT" logs -f --tail 2 tailf >"$T/tailf" 2>&1 &
+f=$!
+wait_for grep -qx 5 "$T/tailf"
+st exec tailf touch /tmp/go
+wait $f
+t_is "$(cat "$T/tailf")" "$(printf '4\n5\n6')" "-f --tail 2: the last two lines, then the rest"
 t_done

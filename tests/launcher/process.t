@@ -37,7 +37,8 @@ done
 
 # An orphan is re-parented to PID 1 and reaped there.
 out=$(run sh -c '(sleep 0.2 &); sleep 1; for f in /proc/[0-9]*/stat; do cut -d" " -f3 $f; done')
-t_fail "orphans are reaped: no zombie in the container" grep -q Z <<<"$out"
+t_ok "orphans are reaped: no zombie in the container" \
+	awk '/Z/ { z = 1 } NF { n++ } END { exit !(n && !z) }' <<<"$out"
 
 if [ "$STRATA_ROOTLESS" = 1 ]; then
 	t_is "$(run -u app id 2>&1)" "strata: setgid 1000 (is it mapped in the user namespace?): Invalid argument" \
@@ -57,7 +58,7 @@ t_is "$(run sh -c 'grep CapBnd /proc/self/status')" "CapBnd:	00000000a80425fb" \
 	"the bounding set is Docker's default set"
 t_is "$(run sh -c 'grep NoNewPrivs /proc/self/status')" "NoNewPrivs:	1" "no_new_privs is set"
 t_is "$(run --entrypoint /bin/echo a b)" "a b" "--entrypoint replaces the entrypoint"
-t_ok "the container has its own PID namespace" test "$(run readlink /proc/self/ns/pid)" != \
-	"$(readlink /proc/self/ns/pid)"
+pidns=$(run readlink /proc/self/ns/pid)
+t_ok "the container has its own PID namespace" test -n "$pidns" -a "$pidns" != "$(readlink /proc/self/ns/pid)"
 t_ok "--network none: only lo" sh -c "[ \"\$('$S' --root '$ROOT' run --rootfs-layers '$LAYERS' --network none ls /sys/class/net)\" = lo ]"
 t_done
