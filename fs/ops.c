@@ -135,8 +135,13 @@ static void make(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 {
 	struct fuse_entry_param e;
 	struct sfs_ctx ctx = req_ctx(req);
-	int r =
-	    sfs_create_node(FS(req), NODE(req, parent), name, mode, rdev, link, &ctx, &e, NULL, 0);
+	int r, tries = 0;
+
+	/* (a creation cut short by EMFILE leaves nothing behind) */
+	do
+		r = sfs_create_node(FS(req), NODE(req, parent), name, mode, rdev, link, &ctx, &e,
+				    NULL, 0);
+	while (again(req, NODE(req, parent), r, &tries));
 	reply_entry_or_err(req, r, &e);
 }
 
@@ -175,7 +180,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	struct fuse_entry_param e;
-	int r = sfs_link(FS(req), NODE(req, ino), NODE(req, newparent), newname, &e);
+	int r, tries = 0;
+
+	do
+		r = sfs_link(FS(req), NODE(req, ino), NODE(req, newparent), newname, &e);
+	while (again(req, NODE(req, newparent), r, &tries));
 	reply_entry_or_err(req, r, &e);
 }
 
@@ -233,10 +242,12 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct sfs_ctx ctx = req_ctx(req);
 	struct sfs_file *f;
 	struct sfs_node *n;
-	int fd, r;
+	int fd, r, tries = 0;
 
-	r = sfs_create_node(fs, NODE(req, parent), name, S_IFREG | (mode & 07777), 0, NULL, &ctx,
-			    &e, &fd, sfs_file_flags(fs, fi->flags));
+	do
+		r = sfs_create_node(fs, NODE(req, parent), name, S_IFREG | (mode & 07777), 0, NULL,
+				    &ctx, &e, &fd, sfs_file_flags(fs, fi->flags));
+	while (again(req, NODE(req, parent), r, &tries));
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;

@@ -153,17 +153,42 @@ static void spare_table(struct spared *sp, char *text)
 	free(fuse);
 }
 
-/* Opens /proc/path while the daemon may be out of fds: the descriptor
- * kept spare for this is given up for it. */
+/* Closes one of the fds kept in reserve, so that a request or a scan
+ * that met EMFILE may go on; false if none is left.  The pruner thread
+ * makes up the reserve after each round. */
+static bool reserve_give(struct sfs_fs *fs)
+{
+	int fd = -1;
+
+	pthread_mutex_lock(&fs->prune.lock);
+	if (fs->prune.nreserve > 0)
+		fd = fs->prune.reserve[--fs->prune.nreserve];
+	pthread_mutex_unlock(&fs->prune.lock);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+static void reserve_fill(struct sfs_fs *fs)
+{
+	pthread_mutex_lock(&fs->prune.lock);
+	while (fs->prune.nreserve < SFS_PRUNE_RESERVE) {
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			break;
+		fs->prune.reserve[fs->prune.nreserve++] = fd;
+	}
+	pthread_mutex_unlock(&fs->prune.lock);
+}
+
+/* Opens /proc/path while the daemon may be out of fds. */
 static int open_proc(struct sfs_fs *fs, const char *path)
 {
 	int fd = openat(fs->prune.proc, path, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0 && (errno == EMFILE || errno == ENFILE) && fs->prune.spare >= 0) {
-		close(fs->prune.spare);
-		fs->prune.spare = -1;
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE) && reserve_give(fs))
 		fd = openat(fs->prune.proc, path, O_RDONLY | O_CLOEXEC);
-	}
 	return fd < 0 ? -errno : fd;
 }
 
@@ -202,7 +227,7 @@ static int read_proc(struct sfs_fs *fs, const char *path, char **out)
  * daemon may look at (its own user's, or all as root).  False when one
  * could not be read for want of fds or memory: then nothing is safe to
  * drop.  Done while the daemon is at its limit, so it takes one fd at
- * most, and a spare one is kept for it (prune.proc, prune.spare). */
+ * most, from the reserve if need be. */
 static bool spare_mount_points(struct sfs_fs *fs, struct spared *sp)
 {
 	char *dents = malloc(32768);
@@ -257,8 +282,6 @@ static bool spare_mount_points(struct sfs_fs *fs, struct spared *sp)
 	if (len < 0)
 		ok = false;
 	free(dents);
-	if (fs->prune.spare < 0)
-		fs->prune.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return ok;
 }
 
@@ -401,6 +424,7 @@ static void *prune_thread(void *arg)
 		fs->prune.forced = false;
 		pthread_mutex_unlock(&fs->prune.lock);
 		idle = prune_once(fs, forced) == 0;
+		reserve_fill(fs);
 		__atomic_add_fetch(&fs->prune.rounds, 1, __ATOMIC_RELEASE);
 		/* let the FORGETs arrive before counting again */
 		nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
@@ -423,11 +447,11 @@ int sfs_prune_start(struct sfs_fs *fs, struct fuse_session *se)
 
 	fs->prune.se = se;
 	fs->prune.proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	fs->prune.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	fs->prune.high = limit - reserve;
 	fs->prune.low = fs->prune.high / 3 * 2;
 	pthread_mutex_init(&fs->prune.lock, NULL);
 	pthread_cond_init(&fs->prune.wake, NULL);
+	reserve_fill(fs);
 	if (pthread_create(&fs->prune.thread, NULL, prune_thread, fs) != 0)
 		return -EAGAIN;
 	fs->prune.running = true;
@@ -446,8 +470,8 @@ void sfs_prune_stop(struct sfs_fs *fs)
 	fs->prune.running = false;
 	if (fs->prune.proc >= 0)
 		close(fs->prune.proc);
-	if (fs->prune.spare >= 0)
-		close(fs->prune.spare);
+	while (fs->prune.nreserve > 0)
+		close(fs->prune.reserve[--fs->prune.nreserve]);
 }
 
 void sfs_prune_account(struct sfs_fs *fs, long delta)
@@ -472,11 +496,13 @@ bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir)
 	unsigned long gen = __atomic_load_n(&fs->prune.rounds, __ATOMIC_ACQUIRE);
 	int slot = -1;
 
-	/* the pruner may be waiting for the kernel to let go of dir, which
-	 * this request holds: waiting for it would only time out */
-	if (!fs->prune.running ||
-	    (dir && __atomic_load_n(&fs->prune.notifying, __ATOMIC_ACQUIRE) == dir))
+	if (!fs->prune.running)
 		return false;
+	/* the pruner may be waiting for the kernel to let go of dir, which
+	 * this request holds: waiting for it would only time out, so the
+	 * request takes an fd from the reserve instead */
+	if (dir && __atomic_load_n(&fs->prune.notifying, __ATOMIC_ACQUIRE) == dir)
+		return reserve_give(fs);
 	pthread_mutex_lock(&fs->prune.lock);
 	for (int i = 0; dir && slot < 0 && i < SFS_PRUNE_BUSY; i++)
 		if (!fs->prune.busy[i])

@@ -119,7 +119,8 @@ struct sfs_node {
 	int fds;       /* fds counted for prune.c: at publish, +1 at copy-up */
 };
 
-#define SFS_PRUNE_BUSY 32 /* the most request threads */
+#define SFS_PRUNE_BUSY	  32 /* the most request threads */
+#define SFS_PRUNE_RESERVE 16
 
 struct sfs_fs {
 	struct sfs_opts *o;
@@ -161,10 +162,12 @@ struct sfs_fs {
 		/* directories whose requests wait for a round (lock) */
 		struct sfs_node *busy[SFS_PRUNE_BUSY];
 		struct sfs_node *notifying; /* parent being notified (atomic) */
-		int proc, spare;	    /* /proc, and an fd to give up for it */
-	} prune;			    /* prune.c */
-	uint64_t tick;			    /* lookups so far (table_lock) */
-	pthread_key_t read_pipe;	    /* file.c */
+		int proc;		    /* /proc, for the mount tables */
+		/* fds held back for requests the pruner cannot help (lock) */
+		int reserve[SFS_PRUNE_RESERVE], nreserve;
+	} prune;		 /* prune.c */
+	uint64_t tick;		 /* lookups so far (table_lock) */
+	pthread_key_t read_pipe; /* file.c */
 };
 
 /* ---- sys.c: every call into the layers, logged at debug level ---- */

@@ -3,11 +3,10 @@
 # the kernel remembers holds O_PATH fds; under `prlimit --nofile=512` a walk
 # of 3,000 files must still stat, list and read every one (the daemon has
 # the kernel forget idle entries, except those a file is mounted on),
-# chmod -R and chown -R copy every file
-# up without EMFILE, files held open stay usable, the daemon
-# never holds more fds than its limit, and its fds and memory go back down
-# when the kernel drops its caches (a walk of 100,000 files peaked at
-# 15 MiB and went back to 7 MiB).
+# chmod -R and chown -R copy every file up without EMFILE, files held open
+# stay usable, the daemon never reaches its limit, and its fds and memory
+# go back down when the kernel drops its caches (a walk of 100,000 files
+# peaked at 15 MiB and went back to 7 MiB).
 # rootless: yes
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/fslib.sh"
@@ -78,6 +77,8 @@ t_is "$(head -3 "$T/chown.err")" "" "chown -R of the other 1,500: no error"
 t_is "$(find "$T/upper" -type f -name 'f*' | wc -l)" "$NFILES" "every file is in the upper"
 t_is "$(find "$T/upper"/d[1-9] "$T/upper"/d1[0-5] -type f -name "f*" -perm -g+w | wc -l)" 1500 \
 	"with the new mode where chmod ran"
+t_ok "walks, reads and copy-ups never took it to its limit ($maxfds fds seen)" \
+	test "$maxfds" -lt $LIMIT
 
 # Having the kernel forget an entry detaches what is mounted on it, in any
 # mount namespace: files bind-mounted over (a container's /etc/hosts) must
@@ -108,14 +109,13 @@ t_is "$(cat "$T/mnt/d3/f7" "$T/mnt/d4/made" "$T/ns.out")" \
 umount "$T/mnt/d3/f7" "$T/mnt/d4/made"
 t_is "$(cat "$T/mnt/d3/f7" "$T/mnt/d4/made")" "$(printf '3/7\nmade')" "and come off cleanly"
 t_ok "the daemon is alive" kill -0 $D
-t_ok "it never held more fds than its limit ($maxfds seen)" test "$maxfds" -lt $LIMIT
 t_diag "daemon: $maxfds fds at most, $(grep VmHWM "/proc/$D/status" | tr -s ' \t' ' ')"
 
 # Once the kernel forgets, the nodes and their fds go.
 if [ "$STRATA_ROOTLESS" != 1 ] && echo 2 >/proc/sys/vm/drop_caches 2>/dev/null; then
 	rss_before=$(awk '/VmRSS/ { print $2 }' "/proc/$D/status")
 	sleep 3
-	t_ok "fds drop after the kernel drops its caches ($(fds) left)" test "$(fds)" -lt 64
+	t_ok "fds drop after the kernel drops its caches ($(fds) left)" test "$(fds)" -lt 80
 	rss_after=$(awk '/VmRSS/ { print $2 }' "/proc/$D/status")
 	t_diag "daemon RSS $rss_before kB before, $rss_after kB after (too small here to assert)"
 else
