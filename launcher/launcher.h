@@ -90,6 +90,7 @@ struct lch_proc {
 
 struct lch_state {
 	enum lch_status status; /* as recorded */
+	bool removing;		/* an rm has begun (it stopped the container) */
 	struct lch_proc keeper, init, fs;
 	int exit_code;
 	char *started_at, *finished_at, *error;
@@ -97,6 +98,15 @@ struct lch_state {
 
 /* The containers directory (created on demand): <root>/containers. */
 char *lch_containers_dir(const char *root);
+/* Takes the container's lock (exclusive; wait: block, else fail with EBUSY
+ * when it is held) and returns its fd, closing which unlocks; ENOENT "no
+ * such container" when the container is gone, or went while waiting.
+ * start holds it from its checks until the keeper has recorded the
+ * container running (or failed), rm from its last check of the processes
+ * through its commit and the deletion of the tree, so a container being
+ * removed never starts and a starting one is never removed under it.
+ * Inherited by fork: a child that must not hold it closes it. */
+int lch_lock(const char *root, const char *id, bool wait, struct su_error *e);
 /* Finds a container by full id, unique id prefix or name. */
 int lch_lookup(const char *root, const char *ref, char **id, struct su_error *e);
 int lch_load(const char *root, const char *id, struct lch_spec *spec, struct su_error *e);
@@ -135,6 +145,9 @@ int lch_kill(const char *root, const char *id, int sig, struct su_error *e);
  * writable layer and volume references; with volumes also its anonymous
  * volumes. */
 int lch_rm(const char *root, const char *id, bool force, bool volumes, struct su_error *e);
+/* Deletes what rms killed after their commit left (containers/.rm-<id>
+ * trees nobody is deleting); what cannot be deleted is a warning. */
+void lch_gc(const char *root);
 /* Runs argv in the running container's namespaces; returns its status. */
 struct lch_exec_opts {
 	char **argv, **env;

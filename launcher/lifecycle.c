@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -208,32 +209,34 @@ int lch_kill(const char *root, const char *id, int sig, struct su_error *e)
 }
 
 /* ---- rm ----
- * The steps, each safe to repeat when an rm was killed part way:
- *   1. state.json records the container as dead, "removal in progress":
- *      from here a killed rm leaves a container `ps -a` lists as dead and
- *      a new rm finishes;
+ * The steps, each safe to repeat when an rm was killed part way, all of
+ * them under the container's lock (lch_lock), which rm takes once nothing
+ * of the container runs, so no start can slip in between:
+ *   1. state.json records the container dead and removing: from here a
+ *      killed rm leaves a container `ps -a` lists as dead ("Removal In
+ *      Progress"), that start and exec refuse and a new rm finishes;
  *   2. its volume references are dropped and, with -v, its anonymous
  *      volumes removed (all of it is outside the container's directory,
  *      so it happens while the container can still be named);
  *   3. the directory is renamed to .rm-<id>: the commit, after which the
  *      container no longer exists for any verb;
- *   4. the renamed tree is deleted.  What a crash leaves of it is deleted
- *      by the next rm. */
+ *   4. the renamed tree is deleted by a child that inherits the lock.
+ *      What a crash leaves of it, lch_gc deletes (every rm runs it). */
 
-/* Deletes a renamed-away container directory, in the user namespace when
- * rootless (the writable layer may hold files of mapped subordinate ids). */
-static int remove_tree(const char *dir, const char *name, struct su_error *e)
+/* Deletes name, a renamed-away container directory in dfd (the
+ * containers directory dir), in the user namespace when rootless (the
+ * writable layer may hold files of mapped subordinate ids).  Caller holds
+ * the tree's lock; the child inherits it, so the tree stays locked until
+ * it is gone or the child dies. */
+static int remove_tree(int dfd, const char *dir, const char *name, struct su_error *e)
 {
 	pid_t pid = lch_fork_userns(e);
 	int st = 0;
 
 	if (pid < 0)
 		return -1;
-	if (pid == 0) {
-		_cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-
-		_exit(dfd >= 0 && su_rm_rf_at(dfd, name) == 0 ? 0 : 1);
-	}
+	if (pid == 0)
+		_exit(su_rm_rf_at(dfd, name) == 0 ? 0 : 1);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
@@ -241,23 +244,40 @@ static int remove_tree(const char *dir, const char *name, struct su_error *e)
 	return 0;
 }
 
-/* Leftovers of an rm that was killed after its commit. */
-static void gc_removed(const char *dir)
+/* fd still is dfd/name (its deleter may have finished meanwhile). */
+static bool still_there(int dfd, const char *name, int fd)
 {
-	_cleanup_closedir_ DIR *d = opendir(dir);
+	struct stat a, b;
+
+	return fstat(fd, &a) == 0 && fstatat(dfd, name, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
+void lch_gc(const char *root)
+{
+	_cleanup_free_ char *dir = lch_containers_dir(root);
+	_cleanup_closedir_ DIR *d = dir ? opendir(dir) : NULL;
 	struct dirent *de;
 
 	while (d && (de = readdir(d))) {
 		struct su_error ignored = {0};
+		_cleanup_close_ int fd = -1;
 
-		if (su_str_has_prefix(de->d_name, ".rm-"))
-			remove_tree(dir, de->d_name, &ignored);
+		if (!su_str_has_prefix(de->d_name, ".rm-"))
+			continue;
+		/* A held lock: the rm that renamed it (or another gc) is
+		 * deleting it. */
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0 || !still_there(dirfd(d), de->d_name, fd))
+			continue;
+		if (remove_tree(dirfd(d), dir, de->d_name, &ignored) < 0)
+			su_warn("%s (retried by the next rm)", ignored.msg);
 	}
 }
 
-/* Step 1: the container's recorded status becomes dead, its other state
- * (exit code, times) kept.  Caller has stopped it: nothing else writes
- * state.json now. */
+/* Step 1: the container's recorded status becomes dead and removing, its
+ * other state (exit code, times) kept.  Caller holds the lock and nothing
+ * of the container runs: nothing else writes state.json now. */
 static int mark_removing(const char *root, const char *id, struct su_error *e)
 {
 	struct lch_state st;
@@ -265,6 +285,7 @@ static int mark_removing(const char *root, const char *id, struct su_error *e)
 
 	lch_state_read(root, id, &st);
 	st.status = LCH_DEAD;
+	st.removing = true;
 	free(st.error);
 	st.error = strdup("removal in progress");
 	r = lch_state_write(root, id, &st);
@@ -299,52 +320,82 @@ static int drop_volumes(const char *root, const struct lch_spec *s, bool volumes
 	return r;
 }
 
-/* Step 3: renames <id> to .rm-<id> (gone), durably. */
-static int commit_removal(const char *dir, const char *id, const char *gone, struct su_error *e)
+/* Step 3: renames <id> to .rm-<id> (gone) in dfd (dir), durably. */
+static int commit_removal(int dfd, const char *dir, const char *id, const char *gone,
+			  struct su_error *e)
 {
-	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (dfd < 0 || renameat(dfd, id, dfd, gone) < 0)
+	if (renameat(dfd, id, dfd, gone) < 0)
 		return su_error_set(e, errno, "rename %s/%s", dir, id);
 	fsync(dfd);
 	return 0;
 }
 
+/* Takes the lock of the container once nothing of it runs, stopping it
+ * (force, or what a crash left) without the lock: its keeper may need the
+ * lock to finish (a --rm container removes itself).  *gone: the container
+ * went meanwhile. */
+static int lock_stopped(const char *root, const struct lch_spec *s, bool force, bool *gone,
+			struct su_error *e)
+{
+	*gone = false;
+	for (int round = 0;; round++) {
+		struct lch_state st;
+		enum lch_status status;
+		bool alive;
+		int lock = lch_lock(root, s->id, true, e);
+
+		if (lock < 0) {
+			*gone = round > 0 && e->errnum == ENOENT;
+			return -1;
+		}
+		lch_state_read(root, s->id, &st);
+		status = lch_state_actual(&st);
+		alive = any_alive(&st);
+		lch_state_free(&st);
+		if (!alive)
+			return lock;
+		close(lock);
+		if (status == LCH_RUNNING && !force)
+			return su_error_set(e, EBUSY,
+					    "cannot remove container %s: container is running: stop "
+					    "the container before removing or force remove",
+					    s->name);
+		/* Started again while we were stopping it, again and again. */
+		if (round == 3)
+			return su_error_set(e, EBUSY, "container %s keeps running", s->name);
+		if (lch_stop(root, s->id, SIGKILL, 0, e) < 0)
+			return -1;
+	}
+}
+
 int lch_rm(const char *root, const char *id, bool force, bool volumes, struct su_error *e)
 {
 	_cleanup_free_ char *dir = lch_containers_dir(root), *gone = su_asprintf(".rm-%s", id);
+	_cleanup_close_ int lock = -1, dfd = -1;
 	struct lch_spec s = {0};
-	struct lch_state st;
-	enum lch_status status;
+	bool went = false;
 	int r = -1;
 
 	if (!dir || !gone)
 		return su_error_set(e, ENOMEM, "remove container %s", id);
 	if (lch_load(root, id, &s, e) < 0)
 		return -1;
-	lch_state_read(root, id, &st);
-	status = lch_state_actual(&st);
-	lch_state_free(&st);
-	if (status == LCH_RUNNING && !force) {
-		su_error_set(e, EBUSY,
-			     "cannot remove container %s: container is running: stop the container "
-			     "before removing or force remove",
-			     s.name);
-	} else if (lch_stop(root, id, SIGKILL, 0, e) == 0 && mark_removing(root, id, e) == 0 &&
-		   drop_volumes(root, &s, volumes, e) == 0 &&
-		   commit_removal(dir, id, gone, e) == 0) {
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		su_error_set(e, errno, "open %s", dir);
+	else if ((lock = lock_stopped(root, &s, force, &went, e)) >= 0 &&
+		 mark_removing(root, id, e) == 0 && drop_volumes(root, &s, volumes, e) == 0 &&
+		 commit_removal(dfd, dir, id, gone, e) == 0)
 		r = 0;
-	} else {
+	if (r < 0 && !went)
 		su_error_wrap(e, "remove container %s", s.name);
-	}
 	lch_spec_free(&s);
 	if (r < 0)
-		return -1;
+		return went ? 0 : -1;
 	/* Step 4.  The container is gone already: a tree that cannot be
-	 * deleted now is retried by the next rm. */
-	if (remove_tree(dir, gone, e) < 0)
-		su_warn("%s (retried later)", e->msg);
-	gc_removed(dir);
+	 * deleted now is deleted by the next rm. */
+	if (remove_tree(dfd, dir, gone, e) < 0)
+		su_warn("%s (retried by the next rm)", e->msg);
 	return 0;
 }
 
@@ -532,16 +583,20 @@ int lch_exec(const char *root, const char *id, const struct lch_exec_opts *o, st
 	struct lch_state st;
 	struct termios saved;
 	bool raw = false;
-	int sv[2], master = -1, status, r;
+	int sv[2], master = -1, status, r = 0;
 	pid_t helper, cmd = 0;
 
 	if (lch_load(root, id, &s, e) < 0)
 		return -1;
 	lch_state_read(root, id, &st);
-	if (lch_state_actual(&st) != LCH_RUNNING || !lch_proc_alive(&st.init)) {
+	if (st.removing)
+		r = su_error_set(e, 0, "container %s is being removed", s.name);
+	else if (lch_state_actual(&st) != LCH_RUNNING || !lch_proc_alive(&st.init))
+		r = su_error_set(e, 0, "container %s is not running", id);
+	if (r < 0) {
 		lch_state_free(&st);
 		lch_spec_free(&s);
-		return su_error_set(e, 0, "container %s is not running", id);
+		return -1;
 	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		lch_state_free(&st);

@@ -141,7 +141,7 @@ struct init_args {
 	const char *root, *cdir;
 	const struct lch_spec *spec;
 	struct vol_store *store;
-	int sync, status_fd;
+	int sync, status_fd, lock;
 	const struct winsize *ws; /* the caller's terminal size, or NULL */
 };
 
@@ -184,9 +184,11 @@ static void init_main(const struct init_args *a)
 	int slave = -1, master;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	/* The caller waits for EOF on the status pipe. */
+	/* The caller waits for EOF on the status pipe; the keeper releases
+	 * the container's lock once the container is recorded running. */
 	if (a->status_fd >= 0)
 		close(a->status_fd);
+	close(a->lock);
 	setsid();
 	if (lch_rootfs_setup(&r, &e) < 0)
 		init_fail(a->sync, &e);
@@ -370,6 +372,16 @@ static int make_init_layer(int dfd, const char *cdir, struct su_error *e)
 	return 0;
 }
 
+/* --rm, once the command has ended (or never started). */
+static void auto_remove(const char *root, const char *id)
+{
+	struct su_error e = {0};
+
+	if (lch_rm(root, id, false, true, &e) < 0)
+		fprintf(stderr, "strata: %s\n", e.msg);
+	lch_gc(root);
+}
+
 static int keeper_setup(const char *cdir, const struct lch_spec *spec, struct su_error *e)
 {
 	static const char *const dirs[] = {"upper", "work", "merged"};
@@ -394,8 +406,10 @@ static int keeper_setup(const char *cdir, const struct lch_spec *spec, struct su
 	return 0;
 }
 
+/* status_fd gets the report; lock is the container's, held (with the
+ * caller) until the state is recorded. */
 static int keeper_run(const char *root, const char *cdir, struct lch_spec *spec, bool attach,
-		      int status_fd)
+		      int status_fd, int lock)
 {
 	struct lch_state st = {.status = LCH_RUNNING};
 	struct su_error e = {0};
@@ -433,6 +447,7 @@ static int keeper_run(const char *root, const char *cdir, struct lch_spec *spec,
 				      .store = store,
 				      .sync = sv[1],
 				      .status_fd = status_fd,
+				      .lock = lock,
 				      .ws = term >= 0 ? &ws : NULL};
 		close(sv[0]);
 		init_main(&a);
@@ -449,6 +464,7 @@ static int keeper_run(const char *root, const char *cdir, struct lch_spec *spec,
 	lch_proc_get(init, &st.init);
 	st.started_at = su_rfc3339_now(true);
 	lch_state_write(root, spec->id, &st);
+	close(lock);
 	report(status_fd, "OK %d\n", (int)init);
 	if (status_fd >= 0)
 		close(status_fd);
@@ -470,8 +486,8 @@ static int keeper_run(const char *root, const char *cdir, struct lch_spec *spec,
 	st.finished_at = su_rfc3339_now(true);
 	lch_state_write(root, spec->id, &st);
 	lch_state_free(&st);
-	if (spec->auto_remove && lch_rm(root, spec->id, false, true, &e) < 0)
-		fprintf(stderr, "strata: %s\n", e.msg);
+	if (spec->auto_remove)
+		auto_remove(root, spec->id);
 	return code;
 
 fail_fs:
@@ -489,8 +505,12 @@ fail:
 	st.finished_at = su_rfc3339_now(true);
 	lch_state_write(root, spec->id, &st);
 	lch_state_free(&st);
+	/* The caller holds the lock until the status pipe closes. */
+	close(lock);
+	if (status_fd >= 0)
+		close(status_fd);
 	if (spec->auto_remove)
-		lch_rm(root, spec->id, false, true, &e);
+		auto_remove(root, spec->id);
 	return 125;
 }
 
@@ -536,18 +556,22 @@ int lch_start(const char *root, const char *id, const struct lch_start_opts *o, 
 	struct lch_state st;
 	struct termios saved;
 	bool is_raw = false;
-	int pfd[2], status, rc;
+	int pfd[2], status, rc = 0;
 	pid_t keeper, init = 0;
+	_cleanup_close_ int lock = lch_lock(root, id, true, e);
 
-	if (lch_load(root, id, &spec, e) < 0)
+	if (lock < 0 || lch_load(root, id, &spec, e) < 0)
 		return -1;
 	lch_state_read(root, id, &st);
-	if (lch_state_actual(&st) == LCH_RUNNING) {
-		lch_state_free(&st);
-		lch_spec_free(&spec);
-		return su_error_set(e, EBUSY, "container %s is already running", spec.name);
-	}
+	if (st.removing)
+		rc = su_error_set(e, EBUSY, "container %s is being removed", spec.name);
+	else if (lch_state_actual(&st) == LCH_RUNNING)
+		rc = su_error_set(e, EBUSY, "container %s is already running", spec.name);
 	lch_state_free(&st);
+	if (rc < 0) {
+		lch_spec_free(&spec);
+		return -1;
+	}
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		lch_spec_free(&spec);
 		return su_error_set(e, errno, "pipe");
@@ -567,7 +591,7 @@ int lch_start(const char *root, const char *id, const struct lch_start_opts *o, 
 	}
 	if (keeper == 0) {
 		close(pfd[0]);
-		_exit(keeper_run(root, cdir, &spec, o->attach, pfd[1]));
+		_exit(keeper_run(root, cdir, &spec, o->attach, pfd[1], lock));
 	}
 	close(pfd[1]);
 	if (o->attach) {
@@ -577,6 +601,9 @@ int lch_start(const char *root, const char *id, const struct lch_start_opts *o, 
 	}
 	rc = read_status(pfd[0], &init, e);
 	close(pfd[0]);
+	/* The keeper has recorded the container running, or failed. */
+	close(lock);
+	lock = -1;
 	if (rc < 0) {
 		if (o->attach)
 			waitpid(keeper, NULL, 0);

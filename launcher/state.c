@@ -1,6 +1,7 @@
 /* launcher/state: <root>/containers/<id>/{config.json,state.json}, finding
- * containers by id, prefix or name, and telling whether their recorded
- * processes still live (pid plus start time, so a reused pid never counts). */
+ * containers by id, prefix or name, the lock of a container, and telling
+ * whether their recorded processes still live (pid plus start time, so a
+ * reused pid never counts). */
 #include "launcher/launcher.h"
 
 #include <dirent.h>
@@ -8,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 char *lch_containers_dir(const char *root)
@@ -122,6 +124,37 @@ int lch_lookup(const char *root, const char *ref, char **id, struct su_error *e)
 	return 0;
 }
 
+/* ---- the container lock ---- */
+
+/* The lock is a flock on the container's directory itself: it follows the
+ * directory through rm's rename to .rm-<id> (so whoever deletes that tree
+ * still holds it), adds no file to the store, and dies with the last
+ * process holding it. */
+int lch_lock(const char *root, const char *id, bool wait, struct su_error *e)
+{
+	_cleanup_free_ char *dir = su_asprintf("%s/containers/%s", root, id);
+	int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+	struct stat held, now;
+
+	if (fd < 0)
+		return su_error_set(e, errno, "no such container: %s", id);
+	while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+		if (errno != EINTR) {
+			su_error_set(e, errno == EWOULDBLOCK ? EBUSY : errno, "lock container %s",
+				     id);
+			close(fd);
+			return -1;
+		}
+	}
+	/* An rm that held it before us has renamed it away. */
+	if (fstat(fd, &held) < 0 || stat(dir, &now) < 0 || held.st_ino != now.st_ino ||
+	    held.st_dev != now.st_dev) {
+		close(fd);
+		return su_error_set(e, ENOENT, "no such container: %s", id);
+	}
+	return fd;
+}
+
 /* ---- processes ---- */
 
 int lch_proc_get(pid_t pid, struct lch_proc *p)
@@ -188,11 +221,11 @@ int lch_state_write(const char *root, const char *id, const struct lch_state *st
 
 	if (dfd < 0)
 		return -1;
-	j = json_pack("{s:s, s:o, s:o, s:o, s:i, s:s?, s:s?, s:s?}", "Status",
-		      lch_status_name(st->status), "Keeper", proc_json(&st->keeper), "Init",
-		      proc_json(&st->init), "Fs", proc_json(&st->fs), "ExitCode", st->exit_code,
-		      "StartedAt", st->started_at, "FinishedAt", st->finished_at, "Error",
-		      st->error);
+	j = json_pack("{s:s, s:b, s:o, s:o, s:o, s:i, s:s?, s:s?, s:s?}", "Status",
+		      lch_status_name(st->status), "Removing", st->removing, "Keeper",
+		      proc_json(&st->keeper), "Init", proc_json(&st->init), "Fs",
+		      proc_json(&st->fs), "ExitCode", st->exit_code, "StartedAt", st->started_at,
+		      "FinishedAt", st->finished_at, "Error", st->error);
 	text = j ? json_dumps(j, JSON_INDENT(1)) : NULL;
 	json_decref(j);
 	if (!text)
@@ -213,6 +246,7 @@ int lch_state_read(const char *root, const char *id, struct lch_state *st)
 	for (int i = LCH_CREATED; s && i <= LCH_DEAD; i++)
 		if (!strcmp(s, lch_status_name(i)))
 			st->status = i;
+	st->removing = json_is_true(json_object_get(j, "Removing"));
 	proc_from(json_object_get(j, "Keeper"), &st->keeper);
 	proc_from(json_object_get(j, "Init"), &st->init);
 	proc_from(json_object_get(j, "Fs"), &st->fs);
