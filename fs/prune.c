@@ -20,6 +20,7 @@
 
 #include <ctype.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,20 +44,11 @@ struct spared {
 	char **names;
 	size_t n;
 	struct seen_ns {
-		ino_t ns;	/* a mount namespace */
-		dev_t root_dev; /* as seen from a root directory (chroot) */
-		ino_t root_ino;
-	} * ns; /* the tables read */
+		ino_t ns;   /* a mount namespace */
+		char *root; /* as seen from a root directory (chroot) */
+	} * ns;		    /* the tables read */
 	size_t nns;
 };
-
-static void spared_free(struct spared *sp)
-{
-	for (size_t i = 0; i < sp->n; i++)
-		free(sp->names[i]);
-	free(sp->names);
-	free(sp->ns);
-}
 
 static bool spared_has(const struct spared *sp, const char *name)
 {
@@ -64,6 +56,33 @@ static bool spared_has(const struct spared *sp, const char *name)
 		if (!strcmp(sp->names[i], name))
 			return true;
 	return false;
+}
+
+static void spared_free(struct spared *sp)
+{
+	for (size_t i = 0; i < sp->n; i++)
+		free(sp->names[i]);
+	free(sp->names);
+	for (size_t i = 0; i < sp->nns; i++)
+		free(sp->ns[i].root);
+	free(sp->ns);
+	*sp = (struct spared){0};
+}
+
+static bool spared_add(struct spared *sp, const char *name)
+{
+	char **names;
+
+	if (spared_has(sp, name))
+		return true;
+	names = realloc(sp->names, (sp->n + 1) * sizeof(*names));
+	if (!names)
+		return false;
+	sp->names = names;
+	if (!(names[sp->n] = strdup(name)))
+		return false;
+	sp->n++;
+	return true;
 }
 
 /* Undoes mountinfo's octal escapes (\040 for a space) in place. */
@@ -106,51 +125,52 @@ static bool mount_fields(char *line, long *id, long *parent, char **mp, char **t
 	return true;
 }
 
-/* Adds the mount points on FUSE mounts of one mount table. */
-static void spare_table(struct spared *sp, char *text)
+/* Adds the mount points on FUSE mounts of one mount table (cut up in
+ * place); false when out of memory.  A mount whose parent the table does
+ * not show (a process chrooted below a FUSE mount sees no line for it)
+ * counts as on a FUSE mount. */
+static bool spare_table(struct spared *sp, char *text)
 {
-	long *fuse = NULL, id, parent;
-	size_t nfuse = 0;
-	char *mp, *type, *line, *next;
+	struct mnt {
+		long id, parent;
+		char *mp;
+		bool fuse;
+	} *m = NULL;
+	size_t nm = 0;
+	char *line, *next, *type;
+	bool ok = true;
 
-	/* first the FUSE mounts, then what is mounted on them */
-	for (int pass = 0; pass < 2; pass++) {
-		for (line = text; line && *line; line = next) {
-			_cleanup_free_ char *copy = NULL;
+	for (line = text; line && *line; line = next) {
+		struct mnt *more;
 
-			next = strchr(line, '\n');
-			copy = next ? strndup(line, (size_t)(next - line)) : strdup(line);
-			next = next ? next + 1 : NULL;
-			if (!copy || !mount_fields(copy, &id, &parent, &mp, &type))
-				continue;
-			if (pass == 0 && !strncmp(type, "fuse", 4)) {
-				long *f = realloc(fuse, (nfuse + 1) * sizeof(*fuse));
-				if (!f)
-					break;
-				fuse = f;
-				fuse[nfuse++] = id;
-			}
-			for (size_t i = 0; pass == 1 && i < nfuse; i++) {
-				char *base, **names;
-
-				if (fuse[i] != parent)
-					continue;
-				unescape(mp);
-				base = strrchr(mp, '/') ? strrchr(mp, '/') + 1 : mp;
-				if (spared_has(sp, base))
-					break;
-				names = realloc(sp->names, (sp->n + 1) * sizeof(*names));
-				if (!names || !(names[sp->n] = strdup(base))) {
-					sp->names = names ? names : sp->names;
-					break;
-				}
-				sp->names = names;
-				sp->n++;
-				break;
-			}
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (!(more = realloc(m, (nm + 1) * sizeof(*m)))) {
+			ok = false;
+			break;
+		}
+		m = more;
+		if (mount_fields(line, &m[nm].id, &m[nm].parent, &m[nm].mp, &type)) {
+			m[nm].fuse = !strncmp(type, "fuse", 4);
+			nm++;
 		}
 	}
-	free(fuse);
+	for (size_t i = 0; ok && i < nm; i++) {
+		const struct mnt *parent = NULL;
+		char *base;
+
+		for (size_t k = 0; k < nm && !parent; k++)
+			if (m[k].id == m[i].parent && k != i)
+				parent = &m[k];
+		if (parent && !parent->fuse)
+			continue;
+		unescape(m[i].mp);
+		base = strrchr(m[i].mp, '/') ? strrchr(m[i].mp, '/') + 1 : m[i].mp;
+		ok = spared_add(sp, base);
+	}
+	free(m);
+	return ok;
 }
 
 /* Closes one of the fds kept in reserve, so that a request or a scan
@@ -182,11 +202,17 @@ static void reserve_fill(struct sfs_fs *fs)
 	pthread_mutex_unlock(&fs->prune.lock);
 }
 
-/* Opens /proc/path while the daemon may be out of fds. */
+/* Opens /proc/path while the daemon may be out of fds: the scan has an
+ * fd of its own to give up (prune.scanfd), taken back right after. */
 static int open_proc(struct sfs_fs *fs, const char *path)
 {
 	int fd = openat(fs->prune.proc, path, O_RDONLY | O_CLOEXEC);
 
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE) && fs->prune.scanfd >= 0) {
+		close(fs->prune.scanfd);
+		fs->prune.scanfd = -1;
+		fd = openat(fs->prune.proc, path, O_RDONLY | O_CLOEXEC);
+	}
 	if (fd < 0 && (errno == EMFILE || errno == ENFILE) && reserve_give(fs))
 		fd = openat(fs->prune.proc, path, O_RDONLY | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
@@ -223,11 +249,20 @@ static int read_proc(struct sfs_fs *fs, const char *path, char **out)
 	return 0;
 }
 
+static int read_proc_kept(struct sfs_fs *fs, const char *path, char **out)
+{
+	int r = read_proc(fs, path, out);
+
+	/* the slot just closed is the lowest free one: take it back */
+	if (fs->prune.scanfd < 0)
+		fs->prune.scanfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return r;
+}
+
 /* Reads the mount table of every mount namespace of the processes the
  * daemon may look at (its own user's, or all as root).  False when one
- * could not be read for want of fds or memory: then nothing is safe to
- * drop.  Done while the daemon is at its limit, so it takes one fd at
- * most, from the reserve if need be. */
+ * could not be read for want of fds or memory.  Done while the daemon is
+ * at its limit, so it takes one fd at most, its own spare if need be. */
 static bool spare_mount_points(struct sfs_fs *fs, struct spared *sp)
 {
 	char *dents = malloc(32768);
@@ -246,23 +281,27 @@ static bool spare_mount_points(struct sfs_fs *fs, struct spared *sp)
 			pos += de->d_reclen;
 			if (!isdigit((unsigned char)de->d_name[0]))
 				continue;
-			struct stat root;
-			struct seen_ns *ns, key;
+			char root[PATH_MAX];
+			struct seen_ns *ns;
+			ssize_t rl;
 
 			snprintf(path, sizeof(path), "%s/ns/mnt", de->d_name);
 			if (fstatat(fs->prune.proc, path, &st, 0) < 0)
 				continue; /* gone, or not ours to look at */
-			/* a table lists the mounts below its process's root */
+			/* a table lists the mounts below its process's root; the
+			 * link's text names it without touching it (a root on a
+			 * hung mount would hang a stat) */
 			snprintf(path, sizeof(path), "%s/root", de->d_name);
-			if (fstatat(fs->prune.proc, path, &root, 0) < 0)
+			rl = readlinkat(fs->prune.proc, path, root, sizeof(root) - 1);
+			if (rl < 0)
 				continue;
-			key = (struct seen_ns){st.st_ino, root.st_dev, root.st_ino};
+			root[rl] = '\0';
 			for (size_t i = 0; i < sp->nns && !seen; i++)
-				seen = !memcmp(&sp->ns[i], &key, sizeof(key));
+				seen = sp->ns[i].ns == st.st_ino && !strcmp(sp->ns[i].root, root);
 			if (seen)
 				continue;
 			snprintf(path, sizeof(path), "%s/mountinfo", de->d_name);
-			r = read_proc(fs, path, &text);
+			r = read_proc_kept(fs, path, &text);
 			if (r == -EMFILE || r == -ENFILE || r == -ENOMEM) {
 				ok = false;
 				break;
@@ -275,8 +314,9 @@ static bool spare_mount_points(struct sfs_fs *fs, struct spared *sp)
 				break;
 			}
 			sp->ns = ns;
-			sp->ns[sp->nns++] = key;
-			spare_table(sp, text);
+			sp->ns[sp->nns] = (struct seen_ns){st.st_ino, strdup(root)};
+			if (!sp->ns[sp->nns++].root || !spare_table(sp, text))
+				ok = false;
 		}
 	}
 	if (len < 0)
@@ -329,16 +369,33 @@ static bool is_busy(struct sfs_fs *fs, struct sfs_node *dir)
 
 /* Drops nodes down to the low mark, or to half of what they hold when
  * forced (an EMFILE while the nodes hold less than the low mark). */
-static size_t prune_once(struct sfs_fs *fs, bool forced)
+static int64_t ns_between(const struct timespec *a, const struct timespec *b)
+{
+	return ((int64_t)b->tv_sec - a->tv_sec) * 1000000000 + (b->tv_nsec - a->tv_nsec);
+}
+
+/* Reads the mount tables anew into sp; a scan that fails keeps the last
+ * complete one, so that the pruning can go on at the fd limit. */
+static void rescan(struct sfs_fs *fs, struct spared *sp)
+{
+	struct spared fresh = {0};
+
+	if (spare_mount_points(fs, &fresh)) {
+		spared_free(sp);
+		*sp = fresh;
+	} else {
+		spared_free(&fresh);
+	}
+}
+
+static size_t prune_once(struct sfs_fs *fs, bool forced, struct spared *sp)
 {
 	long fds = __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED);
 	long target = forced && fds <= fs->prune.low ? fds / 2 : fs->prune.low;
 	struct victim *v = NULL;
-	size_t nv = fds > target ? pick(fs, fds, target, &v) : 0;
-	struct spared sp = {0};
+	size_t nv = fds > target ? pick(fs, fds, target, &v) : 0, dropped = 0;
 	struct timespec last = {0}, now;
-	long every = 0; /* ns between two scans */
-	bool scanned = false;
+	int64_t every = 0; /* ns between two scans */
 
 	for (size_t i = 0; i < nv; i++) {
 		struct sfs_node *n = v[i].n, *p = NULL;
@@ -346,16 +403,14 @@ static size_t prune_once(struct sfs_fs *fs, bool forced)
 
 		/* a round takes a while: what was mounted since counts too */
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - last.tv_sec) * 1000000000L + now.tv_nsec - last.tv_nsec > every) {
-			spared_free(&sp);
-			sp = (struct spared){0};
-			scanned = spare_mount_points(fs, &sp);
+		if (ns_between(&last, &now) > every) {
+			rescan(fs, sp);
 			clock_gettime(CLOCK_MONOTONIC, &last);
 			/* every 2 ms, or less often if a scan is slow (many
 			 * processes): the scans take a fifth of the time at most */
-			every =
-			    (last.tv_sec - now.tv_sec) * 1000000000L + last.tv_nsec - now.tv_nsec;
-			every = every * 4 > 2000000 ? every * 4 : 2000000;
+			every = ns_between(&now, &last) * 4;
+			if (every < 2000000)
+				every = 2000000;
 		}
 		pthread_mutex_lock(&n->lock);
 		if (n->parent && n->name) {
@@ -368,23 +423,24 @@ static size_t prune_once(struct sfs_fs *fs, bool forced)
 		 * notifying.  A stale parent id only makes the kernel answer
 		 * ENOENT; dropping any entry is always safe. */
 		pthread_mutex_lock(&fs->prune.lock);
-		if (name && (is_busy(fs, p) || !scanned || spared_has(&sp, name))) {
+		if (name && (is_busy(fs, p) || spared_has(sp, name))) {
 			free(name);
 			name = NULL;
 		}
 		__atomic_store_n(&fs->prune.notifying, p, __ATOMIC_RELEASE);
 		pthread_mutex_unlock(&fs->prune.lock);
-		if (name)
+		if (name) {
 			fuse_lowlevel_notify_inval_entry(fs->prune.se, sfs_node_id(fs, p), name,
 							 strlen(name));
+			dropped++;
+		}
 		__atomic_store_n(&fs->prune.notifying, NULL, __ATOMIC_RELEASE);
 		free(name);
 		sfs_node_unref(fs, n);
 	}
 	free(v);
-	spared_free(&sp);
-	su_debug("pruned %zu nodes (%ld fds), %zu names spared", nv, fds, sp.n);
-	return nv;
+	su_debug("pruned %zu of %zu nodes (%ld fds)", dropped, nv, fds);
+	return dropped;
 }
 
 /* Gives the memory of forgotten nodes back to the system once their number
@@ -404,9 +460,11 @@ static void trim(struct sfs_fs *fs, long *peak)
 static void *prune_thread(void *arg)
 {
 	struct sfs_fs *fs = arg;
+	struct spared sp = {0};
 	long peak = 0;
 	bool idle = false;
 
+	rescan(fs, &sp); /* while fds are plenty: a list to fall back on */
 	pthread_mutex_lock(&fs->prune.lock);
 	while (!fs->prune.stop) {
 		bool forced = fs->prune.forced;
@@ -423,15 +481,27 @@ static void *prune_thread(void *arg)
 		}
 		fs->prune.forced = false;
 		pthread_mutex_unlock(&fs->prune.lock);
-		idle = prune_once(fs, forced) == 0;
-		reserve_fill(fs);
+		idle = prune_once(fs, forced, &sp) == 0;
 		__atomic_add_fetch(&fs->prune.rounds, 1, __ATOMIC_RELEASE);
 		/* let the FORGETs arrive before counting again */
 		nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+		reserve_fill(fs);
 		pthread_mutex_lock(&fs->prune.lock);
 	}
 	pthread_mutex_unlock(&fs->prune.lock);
+	spared_free(&sp);
 	return NULL;
+}
+
+static void close_fds(struct sfs_fs *fs)
+{
+	if (fs->prune.proc >= 0)
+		close(fs->prune.proc);
+	if (fs->prune.scanfd >= 0)
+		close(fs->prune.scanfd);
+	fs->prune.proc = fs->prune.scanfd = -1;
+	while (fs->prune.nreserve > 0)
+		close(fs->prune.reserve[--fs->prune.nreserve]);
 }
 
 int sfs_prune_start(struct sfs_fs *fs, struct fuse_session *se)
@@ -447,13 +517,18 @@ int sfs_prune_start(struct sfs_fs *fs, struct fuse_session *se)
 
 	fs->prune.se = se;
 	fs->prune.proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fs->prune.scanfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fs->prune.proc < 0)
+		su_warn("/proc: %m: entries with something mounted on them may be pruned");
 	fs->prune.high = limit - reserve;
 	fs->prune.low = fs->prune.high / 3 * 2;
 	pthread_mutex_init(&fs->prune.lock, NULL);
 	pthread_cond_init(&fs->prune.wake, NULL);
 	reserve_fill(fs);
-	if (pthread_create(&fs->prune.thread, NULL, prune_thread, fs) != 0)
+	if (pthread_create(&fs->prune.thread, NULL, prune_thread, fs) != 0) {
+		close_fds(fs);
 		return -EAGAIN;
+	}
 	fs->prune.running = true;
 	return 0;
 }
@@ -468,10 +543,7 @@ void sfs_prune_stop(struct sfs_fs *fs)
 	pthread_mutex_unlock(&fs->prune.lock);
 	pthread_join(fs->prune.thread, NULL);
 	fs->prune.running = false;
-	if (fs->prune.proc >= 0)
-		close(fs->prune.proc);
-	while (fs->prune.nreserve > 0)
-		close(fs->prune.reserve[--fs->prune.nreserve]);
+	close_fds(fs);
 }
 
 void sfs_prune_account(struct sfs_fs *fs, long delta)

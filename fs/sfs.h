@@ -162,7 +162,7 @@ struct sfs_fs {
 		/* directories whose requests wait for a round (lock) */
 		struct sfs_node *busy[SFS_PRUNE_BUSY];
 		struct sfs_node *notifying; /* parent being notified (atomic) */
-		int proc;		    /* /proc, for the mount tables */
+		int proc, scanfd;	    /* /proc, and an fd to give up to read it */
 		/* fds held back for requests the pruner cannot help (lock) */
 		int reserve[SFS_PRUNE_RESERVE], nreserve;
 	} prune;		 /* prune.c */
