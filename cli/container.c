@@ -225,7 +225,7 @@ static int cli_rm(struct cli_ctx *ctx, int argc, char **argv)
 	struct su_error e = {0};
 	struct rm_data d = {.e = &e};
 	bool first = true;
-	int c;
+	int c, rc;
 
 	while ((c = next_opt(argc, argv, "+:fvh", opts, &first)) != -1) {
 		if (c == 'f') {
@@ -241,7 +241,11 @@ static int cli_rm(struct cli_ctx *ctx, int argc, char **argv)
 			return cli_bad_option("rm", c, argv);
 		}
 	}
-	return for_each(ctx, "rm", argc, argv, true, do_rm, &d);
+	rc = for_each(ctx, "rm", argc, argv, true, do_rm, &d);
+	/* Every rm finishes what killed ones left, the rerun of one whose
+	 * container is gone already ("no such container") included. */
+	lch_gc(ctx->root);
+	return rc;
 }
 
 /* ---- ps ---- */
