@@ -193,7 +193,9 @@ static bool reserve_give(struct sfs_fs *fs)
 static void reserve_fill(struct sfs_fs *fs)
 {
 	pthread_mutex_lock(&fs->prune.lock);
-	while (fs->prune.nreserve < SFS_PRUNE_RESERVE) {
+	/* a 64th of the limit at most: a low limit has none to spare */
+	while (fs->prune.nreserve < SFS_PRUNE_RESERVE &&
+	       fs->prune.nreserve < (fs->prune.high + 64) / 64) {
 		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			break;
