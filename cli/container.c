@@ -21,10 +21,11 @@ static int next_opt(int argc, char **argv, const char *shortopts, const struct o
 	return getopt_long(argc, argv, shortopts, longopts, NULL);
 }
 
-/* Runs fn on every CONTAINER argument; prints each ref done; status 1 if
- * any failed. */
+/* Runs fn on every CONTAINER argument; prints each ref done, or the error
+ * fn set in e; status 1 if any failed. */
 static int for_each(struct cli_ctx *ctx, const char *verb, int argc, char **argv, bool print,
-		    int (*fn)(struct cli_ctx *, const char *id, void *), void *data)
+		    int (*fn)(struct cli_ctx *, const char *id, void *, struct su_error *e),
+		    void *data)
 {
 	int rc = CLI_OK;
 
@@ -34,7 +35,7 @@ static int for_each(struct cli_ctx *ctx, const char *verb, int argc, char **argv
 		struct su_error e = {0};
 		char *id = NULL;
 
-		if (lch_lookup(ctx->root, argv[i], &id, &e) < 0 || fn(ctx, id, data) < 0) {
+		if (lch_lookup(ctx->root, argv[i], &id, &e) < 0 || fn(ctx, id, data, &e) < 0) {
 			rc = cli_error(&e);
 		} else if (print) {
 			printf("%s\n", argv[i]);
@@ -131,21 +132,20 @@ static int signal_number(const char *s)
 
 struct sig_data {
 	int sig, timeout;
-	struct su_error *e;
 };
 
-static int do_stop(struct cli_ctx *ctx, const char *id, void *data)
+static int do_stop(struct cli_ctx *ctx, const char *id, void *data, struct su_error *e)
 {
 	struct sig_data *d = data;
 
-	return lch_stop(ctx->root, id, d->sig, d->timeout, d->e);
+	return lch_stop(ctx->root, id, d->sig, d->timeout, e);
 }
 
-static int do_kill(struct cli_ctx *ctx, const char *id, void *data)
+static int do_kill(struct cli_ctx *ctx, const char *id, void *data, struct su_error *e)
 {
 	struct sig_data *d = data;
 
-	return lch_kill(ctx->root, id, d->sig, d->e);
+	return lch_kill(ctx->root, id, d->sig, e);
 }
 
 static int cli_stop(struct cli_ctx *ctx, int argc, char **argv)
@@ -154,8 +154,7 @@ static int cli_stop(struct cli_ctx *ctx, int argc, char **argv)
 					     {"signal", required_argument, NULL, 's'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	struct su_error e = {0};
-	struct sig_data d = {.sig = SIGTERM, .timeout = 10, .e = &e};
+	struct sig_data d = {.sig = SIGTERM, .timeout = 10};
 	bool first = true;
 	int c;
 
@@ -182,8 +181,7 @@ static int cli_kill(struct cli_ctx *ctx, int argc, char **argv)
 	static const struct option opts[] = {{"signal", required_argument, NULL, 's'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	struct su_error e = {0};
-	struct sig_data d = {.sig = SIGKILL, .e = &e};
+	struct sig_data d = {.sig = SIGKILL};
 	bool first = true;
 	int c;
 
@@ -206,14 +204,13 @@ static int cli_kill(struct cli_ctx *ctx, int argc, char **argv)
 
 struct rm_data {
 	bool force, volumes;
-	struct su_error *e;
 };
 
-static int do_rm(struct cli_ctx *ctx, const char *id, void *data)
+static int do_rm(struct cli_ctx *ctx, const char *id, void *data, struct su_error *e)
 {
 	struct rm_data *d = data;
 
-	return lch_rm(ctx->root, id, d->force, d->volumes, d->e);
+	return lch_rm(ctx->root, id, d->force, d->volumes, e);
 }
 
 static int cli_rm(struct cli_ctx *ctx, int argc, char **argv)
@@ -222,8 +219,7 @@ static int cli_rm(struct cli_ctx *ctx, int argc, char **argv)
 					     {"volumes", no_argument, NULL, 'v'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	struct su_error e = {0};
-	struct rm_data d = {.e = &e};
+	struct rm_data d = {0};
 	bool first = true;
 	int c, rc;
 
@@ -271,7 +267,7 @@ static char *status_text(enum lch_status st, const struct lch_state *state)
 	case LCH_EXITED:
 		return su_asprintf("Exited (%d)", state->exit_code);
 	case LCH_DEAD:
-		return strdup("Dead");
+		return strdup(state->removing ? "Removal In Progress" : "Dead");
 	default:
 		return strdup("Created");
 	}

@@ -133,8 +133,9 @@ struct lch_start_opts {
 	int status_fd; /* -1, or a pipe that gets "OK <pid>\n" or "ERR <msg>\n" */
 };
 
-/* Runs a created or exited container.  Attached: returns the exit status
- * of the command (128+N for a signal), 125 when the container could not be
+/* Runs a created or exited container; one an rm has begun to remove is
+ * refused ("being removed").  Attached: returns the exit status of the
+ * command (128+N for a signal), 125 when the container could not be
  * started.  Detached: returns 0 once the command runs. */
 int lch_start(const char *root, const char *id, const struct lch_start_opts *o, struct su_error *e);
 /* SIGTERM (or sig) to the command, SIGKILL after timeout seconds; returns
@@ -143,7 +144,9 @@ int lch_stop(const char *root, const char *id, int sig, int timeout, struct su_e
 int lch_kill(const char *root, const char *id, int sig, struct su_error *e);
 /* Removes a stopped container (force: kills a running one first), its
  * writable layer and volume references; with volumes also its anonymous
- * volumes. */
+ * volumes.  Finishes the removal of a container an earlier rm was killed
+ * removing; a container that removes itself meanwhile (--rm) counts as
+ * removed. */
 int lch_rm(const char *root, const char *id, bool force, bool volumes, struct su_error *e);
 /* Deletes what rms killed after their commit left (containers/.rm-<id>
  * trees nobody is deleting); what cannot be deleted is a warning. */

@@ -268,7 +268,8 @@ void lch_gc(const char *root)
 		/* A held lock: the rm that renamed it (or another gc) is
 		 * deleting it. */
 		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0 || !still_there(dirfd(d), de->d_name, fd))
+		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0 ||
+		    !still_there(dirfd(d), de->d_name, fd))
 			continue;
 		if (remove_tree(dirfd(d), dir, de->d_name, &ignored) < 0)
 			su_warn("%s (retried by the next rm)", ignored.msg);
@@ -356,10 +357,11 @@ static int lock_stopped(const char *root, const struct lch_spec *s, bool force, 
 			return lock;
 		close(lock);
 		if (status == LCH_RUNNING && !force)
-			return su_error_set(e, EBUSY,
-					    "cannot remove container %s: container is running: stop "
-					    "the container before removing or force remove",
-					    s->name);
+			return su_error_set(
+			    e, EBUSY,
+			    "cannot remove container %s: container is running: stop "
+			    "the container before removing or force remove",
+			    s->name);
 		/* Started again while we were stopping it, again and again. */
 		if (round == 3)
 			return su_error_set(e, EBUSY, "container %s keeps running", s->name);

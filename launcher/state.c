@@ -136,8 +136,10 @@ int lch_lock(const char *root, const char *id, bool wait, struct su_error *e)
 	int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
 	struct stat held, now;
 
+	if (fd < 0 && errno == ENOENT)
+		return su_error_set(e, ENOENT, "no such container: %s", id);
 	if (fd < 0)
-		return su_error_set(e, errno, "no such container: %s", id);
+		return su_error_set(e, errno, "open %s", dir ? dir : id);
 	while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
 		if (errno != EINTR) {
 			su_error_set(e, errno == EWOULDBLOCK ? EBUSY : errno, "lock container %s",
