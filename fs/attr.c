@@ -58,13 +58,14 @@ int sfs_nlink_adjust(struct sfs_fs *fs, int fd, int delta)
 	return sfs_setox(fs, fd, "nlink", buf, strlen(buf));
 }
 
-/* Rewrites a real stat into what the merged tree shows for n. */
-static void present(struct sfs_fs *fs, struct sfs_node *n, int fd, struct stat *st)
+/* Rewrites a real stat into what the merged tree shows for n; up is the
+ * upper fd the stat was taken of, or -1 for a lower's stat. */
+static void present(struct sfs_fs *fs, struct sfs_node *n, int up, struct stat *st)
 {
 	/* The names of a lower hard link that copy-up will part are nodes of
 	 * their own, but one file until then, with the lower's number (as
 	 * readdir shows it), as on overlayfs without index. */
-	if (fd != sfs_node_upper(n) && n->nlow && sfs_breaks_on_copy_up(fs, st))
+	if (up < 0 && n->nlow && sfs_breaks_on_copy_up(fs, st))
 		st->st_ino = sfs_make_ino(fs, n->low[0].layer, st->st_ino);
 	else
 		st->st_ino = n->ino;
@@ -81,27 +82,27 @@ static void present(struct sfs_fs *fs, struct sfs_node *n, int fd, struct stat *
 		 * full listing; 1 tells find(1) not to count subdirectories. */
 		if (fs->o->static_nlink || n->nlow > 1 || (n->nlow && sfs_node_upper(n) >= 0))
 			st->st_nlink = 1;
-	} else if (fd == sfs_node_upper(n) && n->indexed) {
-		st->st_nlink = recorded_nlink(fs, fd, st);
-	} else if (fd == sfs_node_upper(n)) {
-		st->st_nlink = sfs_upper_nlink(fs, fd, st);
+	} else if (up >= 0 && n->indexed) {
+		st->st_nlink = recorded_nlink(fs, up, st);
+	} else if (up >= 0) {
+		st->st_nlink = sfs_upper_nlink(fs, up, st);
 	}
 }
 
 int sfs_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
 {
-	int fd = sfs_node_metafd(n);
-	int r = sfs_fstatat(fd, "", st, 0);
+	int up = sfs_node_upper(n);
+	int r = up >= 0 ? sfs_fstatat(up, "", st, 0) : n->nlow ? sfs_lower_stat(fs, &n->low[0], n->lowpath, st) : -EIO;
 
 	if (r < 0)
 		return r;
-	present(fs, n, fd, st);
+	present(fs, n, up, st);
 	return 0;
 }
 
 void sfs_present_stat(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
 {
-	present(fs, n, sfs_node_metafd(n), st);
+	present(fs, n, sfs_node_upper(n), st);
 }
 
 /* Whether process pid holds CAP_FSETID as the VFS counts it: in the

@@ -75,11 +75,11 @@ static int set_times(struct sfs_fs *fs, int fd, const struct stat *st)
 	return sfs_futimens(fs, fd, ts, S_ISLNK(st->st_mode));
 }
 
-static int set_origin(struct sfs_fs *fs, struct sfs_node *n, int fd)
+static int set_origin(struct sfs_fs *fs, struct sfs_node *n, int lfd, int fd)
 {
 	uint8_t fh[256];
 	uint64_t ino = htole64(n->ino);
-	int len = sfs_encode_fh(fs, n->low[0].layer, n->low[0].fd, fh, sizeof(fh));
+	int len = sfs_encode_fh(fs, n->low[0].layer, lfd, fh, sizeof(fh));
 	int r;
 
 	/* user.* xattrs cannot be set on special files and symlinks: those
@@ -95,10 +95,10 @@ static int set_origin(struct sfs_fs *fs, struct sfs_node *n, int fd)
 	return r == -ENOTSUP || r == -EPERM ? 0 : r;
 }
 
-/* Creates the object of type st in the workdir as tmp; returns an O_PATH
- * fd to it, and in *wfd a writable fd for regular files. */
-static int create_tmp(struct sfs_fs *fs, struct sfs_node *n, const struct stat *st, const char *tmp,
-		      int *wfd)
+/* Creates the object of type st (a copy of the lower lfd) in the workdir
+ * as tmp; returns an O_PATH fd to it, and in *wfd a writable fd for
+ * regular files. */
+static int create_tmp(struct sfs_fs *fs, int lfd, const struct stat *st, const char *tmp, int *wfd)
 {
 	char target[PATH_MAX];
 	int r;
@@ -115,7 +115,7 @@ static int create_tmp(struct sfs_fs *fs, struct sfs_node *n, const struct stat *
 		r = sfs_mkdirat(fs->workfd, tmp, 0700);
 		break;
 	case S_IFLNK:
-		r = sfs_readlinkat(n->low[0].fd, target, sizeof(target) - 1);
+		r = sfs_readlinkat(lfd, target, sizeof(target) - 1);
 		if (r < 0)
 			return r;
 		target[r] = '\0';
@@ -153,22 +153,26 @@ static int copy_up_new(struct sfs_fs *fs, struct sfs_node *n, int pup, const cha
 	_cleanup_free_ char *tmp = sfs_tmpname(fs);
 	_cleanup_close_ int wfd = -1;
 	_cleanup_close_ int rfd = -1;
+	_cleanup_close_ int ltmp = -1;
 	struct stat st, pst;
 	bool meta = false, indexed = false;
 	char iname[600];
-	int fd, r;
+	int fd, r, lfd;
 
 	if (!tmp)
 		return -ENOMEM;
-	r = sfs_fstatat(n->low[0].fd, "", &st, 0);
+	lfd = sfs_node_lowfd(fs, n, &ltmp);
+	if (lfd < 0)
+		return lfd;
+	r = sfs_fstatat(lfd, "", &st, 0);
 	if (r < 0)
 		return r;
 	if (sfs_fstatat(pup, "", &pst, 0) < 0)
 		memset(&pst, 0, sizeof(pst));
 	if (S_ISREG(st.st_mode) && st.st_nlink > 1 && fs->indexfd >= 0 &&
-	    sfs_index_name(fs, n->low[0].layer, n->low[0].fd, iname, sizeof(iname)) == 0)
+	    sfs_index_name(fs, n->low[0].layer, lfd, iname, sizeof(iname)) == 0)
 		indexed = true;
-	fd = create_tmp(fs, n, &st, tmp, &wfd);
+	fd = create_tmp(fs, lfd, &st, tmp, &wfd);
 	if (fd < 0)
 		return fd;
 	if (S_ISREG(st.st_mode) && how != SFS_CU_EMPTY) {
@@ -178,7 +182,7 @@ static int copy_up_new(struct sfs_fs *fs, struct sfs_node *n, int pup, const cha
 			if (r == 0)
 				r = sfs_setox(fs, fd, "metacopy", "", 0);
 		} else {
-			rfd = sfs_reopen(fs, n->low[0].fd, O_RDONLY);
+			rfd = sfs_reopen(fs, lfd, O_RDONLY);
 			r = rfd < 0 ? rfd : su_copy_data(rfd, wfd, st.st_size);
 		}
 		if (r < 0)
@@ -189,9 +193,9 @@ static int copy_up_new(struct sfs_fs *fs, struct sfs_node *n, int pup, const cha
 		goto fail;
 	/* (the /proc link of an O_PATH symlink fd reaches the link itself,
 	 * so symlinks keep their xattrs and inode number too) */
-	r = sfs_copy_xattrs(fs, n->low[0].fd, fd);
+	r = sfs_copy_xattrs(fs, lfd, fd);
 	if (r == 0)
-		r = set_origin(fs, n, fd);
+		r = set_origin(fs, n, lfd, fd);
 	if (r < 0)
 		goto fail;
 	r = set_times(fs, fd, &st);
@@ -276,7 +280,7 @@ static int copy_up_data(struct sfs_fs *fs, struct sfs_node *n, enum sfs_cu how)
 	if (how == SFS_CU_EMPTY) {
 		r = ftruncate(wfd, 0) < 0 ? -errno : 0;
 	} else {
-		rfd = sfs_reopen(fs, n->low[0].fd, O_RDONLY);
+		rfd = sfs_node_open_lower(fs, n, O_RDONLY);
 		if (rfd < 0)
 			return rfd;
 		r = sfs_fstatat(rfd, "", &st, 0);

@@ -263,6 +263,7 @@ static void res_view(struct sfs_res *res, struct sfs_node *v)
 	v->upper = res->upper;
 	v->nlow = res->nlow;
 	v->low = res->low;
+	v->lowpath = res->lowpath;
 	v->type = res->type;
 	v->ino = res->ino;
 }
@@ -289,7 +290,7 @@ static int copy_up_hardlinked(struct sfs_fs *fs, struct sfs_node *n)
 
 	if (S_ISDIR(n->type) || sfs_node_upper(n) >= 0 || !n->nlow || fs->indexfd < 0)
 		return 0;
-	if (sfs_fstatat(n->low[0].fd, "", &st, 0) < 0 || st.st_nlink < 2)
+	if (sfs_lower_stat(fs, &n->low[0], n->lowpath, &st) < 0 || st.st_nlink < 2)
 		return 0;
 	return sfs_copy_up(fs, n, SFS_CU_DATA);
 }

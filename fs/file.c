@@ -28,7 +28,7 @@ int sfs_file_flags(struct sfs_fs *fs, int flags)
 
 int sfs_open(struct sfs_fs *fs, struct sfs_node *n, int flags, struct sfs_file **out)
 {
-	bool write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+	bool write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC), up;
 	int fd, r;
 
 	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY);
@@ -40,12 +40,14 @@ int sfs_open(struct sfs_fs *fs, struct sfs_node *n, int flags, struct sfs_file *
 			return r;
 	}
 	flags = sfs_file_flags(fs, flags);
-	fd = sfs_reopen(fs, write ? sfs_node_upper(n) : sfs_node_datafd(n), flags);
+	/* a copy-up after this test is seen by the first read */
+	up = write || sfs_node_data_up(n);
+	fd = up ? sfs_reopen(fs, sfs_node_upper(n), flags) : sfs_node_open_lower(fs, n, flags);
 	if (fd < 0)
 		return fd;
 	r = sfs_file_new(fs, n, fd, flags, false, out);
 	if (r == 0)
-		(*out)->lower = !write && sfs_node_datafd(n) != sfs_node_upper(n);
+		(*out)->lower = !up;
 	return r;
 }
 
@@ -98,9 +100,7 @@ int sfs_file_readfd(struct sfs_fs *fs, struct sfs_file *f)
 			fd = f->fd;
 		} else {
 			if (f->lowfd < 0)
-				f->lowfd = f->node->nlow
-					       ? sfs_reopen(fs, f->node->low[0].fd, O_RDONLY)
-					       : -EIO;
+				f->lowfd = sfs_node_open_lower(fs, f->node, O_RDONLY);
 			fd = f->lowfd;
 			if (f->lowfd < 0)
 				f->lowfd = -1; /* an error this time, a retry next */
@@ -109,7 +109,7 @@ int sfs_file_readfd(struct sfs_fs *fs, struct sfs_file *f)
 		return fd;
 	}
 	pthread_mutex_lock(&f->lock);
-	if (f->lower && sfs_node_datafd(f->node) == sfs_node_upper(f->node)) {
+	if (f->lower && sfs_node_data_up(f->node)) {
 		fd = sfs_reopen(fs, sfs_node_upper(f->node), f->flags & ~O_TRUNC);
 		if (fd >= 0) {
 			/* the old fd may be in use by a concurrent read; it is

@@ -21,19 +21,45 @@ int sfs_node_upper(struct sfs_node *n)
 	return __atomic_load_n(&n->upper, __ATOMIC_ACQUIRE);
 }
 
-int sfs_node_datafd(struct sfs_node *n)
+bool sfs_node_data_up(struct sfs_node *n)
 {
-	int up = sfs_node_upper(n);
-
-	if (up >= 0 && !__atomic_load_n(&n->metacopy, __ATOMIC_ACQUIRE))
-		return up;
-	return n->nlow ? n->low[0].fd : up;
+	return sfs_node_upper(n) >= 0 && (!__atomic_load_n(&n->metacopy, __ATOMIC_ACQUIRE) ||
+					  n->nlow == 0);
 }
 
-int sfs_node_metafd(struct sfs_node *n)
+int sfs_node_lowfd(struct sfs_fs *fs, struct sfs_node *n, int *tmp)
+{
+	*tmp = -1;
+	if (n->nlow == 0)
+		return -EIO;
+	if (n->low[0].fd >= 0)
+		return n->low[0].fd;
+	*tmp = sfs_lower_open(fs, &n->low[0], n->lowpath, O_PATH);
+	return *tmp;
+}
+
+int sfs_node_metafd(struct sfs_fs *fs, struct sfs_node *n, int *tmp)
 {
 	int up = sfs_node_upper(n);
-	return up >= 0 ? up : n->low[0].fd;
+
+	*tmp = -1;
+	return up >= 0 ? up : sfs_node_lowfd(fs, n, tmp);
+}
+
+int sfs_node_open_data(struct sfs_fs *fs, struct sfs_node *n, int flags)
+{
+	if (sfs_node_data_up(n))
+		return sfs_reopen(fs, sfs_node_upper(n), flags);
+	return sfs_node_open_lower(fs, n, flags);
+}
+
+int sfs_node_open_lower(struct sfs_fs *fs, struct sfs_node *n, int flags)
+{
+	if (n->nlow == 0)
+		return -EIO;
+	if (n->low[0].fd >= 0)
+		return sfs_reopen(fs, n->low[0].fd, flags);
+	return sfs_lower_open(fs, &n->low[0], n->lowpath, flags);
 }
 
 static void node_free(struct sfs_fs *fs, struct sfs_node *n)
@@ -42,7 +68,8 @@ static void node_free(struct sfs_fs *fs, struct sfs_node *n)
 	if (n->upper >= 0)
 		close(n->upper);
 	for (int i = 0; i < n->nlow; i++)
-		close(n->low[i].fd);
+		if (n->low[i].fd >= 0)
+			close(n->low[i].fd);
 	free(n->low);
 	free(n->lowpath);
 	free(n->name);
@@ -197,7 +224,9 @@ int sfs_node_publish(struct sfs_fs *fs, struct sfs_node *parent, const char *nam
 			HASH_DELETE(hh, fs->nodes, cur);
 		n->tick = ++fs->tick;
 		/* counted before another thread can find it and copy it up */
-		n->fds = (n->upper >= 0) + n->nlow;
+		n->fds = n->upper >= 0;
+		for (int i = 0; i < n->nlow; i++)
+			n->fds += n->low[i].fd >= 0;
 		HASH_ADD(hh, fs->nodes, ino, sizeof(n->ino), n);
 		pthread_mutex_unlock(&fs->table_lock);
 		sfs_prune_account(fs, n->fds);

@@ -5,22 +5,114 @@
 #include "fs/sfs.h"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 
 void sfs_res_free(struct sfs_res *res)
 {
 	if (res->upper >= 0)
 		close(res->upper);
 	for (int i = 0; i < res->nlow; i++)
-		close(res->low[i].fd);
+		if (res->low[i].fd >= 0)
+			close(res->low[i].fd);
 	free(res->low);
 	free(res->lowpath);
 	memset(res, 0, sizeof(*res));
 	res->upper = -1;
 }
 
-static int add_lower(struct sfs_res *res, int fd, int layer)
+static int open_beneath(int dirfd, const char *path, int flags)
+{
+	struct open_how how = {
+	    .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
+	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	int err = errno;
+
+	if (fd >= 0)
+		return fd;
+	su_debug("openat2(%d, \"%s\", %#x): %s", dirfd, path, flags, strerror(err));
+	/* the path no longer leads where it did */
+	return err == ELOOP || err == EXDEV || err == ENOENT || err == ENOTDIR ? -ESTALE : -err;
+}
+
+int sfs_lower_open(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int flags)
+{
+	/* openat2 refuses bits open(2) ignores, such as the kernel's
+	 * __FMODE_EXEC in an open request */
+	const int known = O_ACCMODE | O_APPEND | O_NONBLOCK | O_SYNC | O_DSYNC | O_LARGEFILE |
+			  O_NOATIME | O_PATH | O_DIRECTORY;
+	_cleanup_close_ int dir = -1;
+	struct stat st;
+	int fd;
+
+	if (!path)
+		return -EIO;
+	if (!*path)
+		return sfs_reopen(fs, fs->layers[l->layer].fd, flags);
+	/* The path was read from the layer's own directories: nothing on it
+	 * is a symlink or leaves the layer, unless the layer changed.  One
+	 * longer than PATH_MAX is walked a piece at a time. */
+	while (strlen(path) >= PATH_MAX) {
+		char part[PATH_MAX];
+		size_t len = PATH_MAX - 1;
+
+		while (len > 0 && path[len] != '/')
+			len--;
+		if (len == 0)
+			return -ENAMETOOLONG;
+		memcpy(part, path, len);
+		part[len] = '\0';
+		fd = open_beneath(dir >= 0 ? dir : fs->layers[l->layer].fd, part,
+				  O_PATH | O_DIRECTORY);
+		if (fd < 0)
+			return fd;
+		if (dir >= 0)
+			close(dir);
+		dir = fd;
+		path += len + 1;
+	}
+	fd = open_beneath(dir >= 0 ? dir : fs->layers[l->layer].fd, path, flags & known);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0 || st.st_ino != l->ino) {
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
+}
+
+int sfs_lower_stat(struct sfs_fs *fs, const struct sfs_lower *l, const char *path,
+		   struct stat *st)
+{
+	int fd, r;
+
+	if (l->fd >= 0)
+		return sfs_fstatat(l->fd, "", st, 0);
+	if (!path)
+		return -EIO;
+	/* a path of plain directories when it was read: the same inode on
+	 * the layer's filesystem at its end says it still is */
+	if (strlen(path) < PATH_MAX) {
+		r = sfs_fstatat(fs->layers[l->layer].fd, path, st, 0);
+		if (r == 0 && st->st_ino == l->ino && st->st_dev == fs->layers[l->layer].dev)
+			return 0;
+		if (r < 0 && r != -ENOENT && r != -ENOTDIR && r != -ELOOP)
+			return r;
+	}
+	/* moved, or a symlink on the way: the careful open tells */
+	fd = sfs_lower_open(fs, l, path, O_PATH);
+	if (fd < 0)
+		return fd;
+	r = sfs_fstatat(fd, "", st, 0);
+	close(fd);
+	return r;
+}
+
+static int add_lower(struct sfs_res *res, int fd, int layer, ino_t ino)
 {
 	struct sfs_lower *l = realloc(res->low, (res->nlow + 1) * sizeof(*l));
 
@@ -29,7 +121,7 @@ static int add_lower(struct sfs_res *res, int fd, int layer)
 		return -ENOMEM;
 	}
 	res->low = l;
-	res->low[res->nlow++] = (struct sfs_lower){fd, layer};
+	res->low[res->nlow++] = (struct sfs_lower){fd, layer, ino};
 	return 0;
 }
 
@@ -54,40 +146,37 @@ static int scan_lowers(struct sfs_fs *fs, const struct sfs_lower *dirs, int ndir
 		struct stat st;
 		int fd, r;
 
-		fd = sfs_openat(dirs[i].fd, name, O_PATH | O_NOFOLLOW, 0);
-		if (fd == -ENOENT || fd == -ENOTDIR) {
+		/* a stat, no fd: only directories keep fds of their lowers */
+		r = sfs_fstatat(dirs[i].fd, name, &st, 0);
+		if (r == -ENOENT || r == -ENOTDIR) {
 			if (has_oci_whiteout(dirs[i].fd, name))
 				return 0;
 			continue;
 		}
-		if (fd < 0)
-			return fd;
-		if (fstat(fd, &st) < 0 || sfs_is_whiteout(&st)) {
-			close(fd);
+		if (r < 0)
+			return r;
+		if (sfs_is_whiteout(&st))
 			return 0;
-		}
 		if (res->nlow == 0 && res->upper < 0) {
 			res->st = st;
 			res->type = st.st_mode & S_IFMT;
 		}
 		if (upper_nondir) {
-			if ((st.st_mode & S_IFMT) != res->type) {
-				close(fd);
+			if ((st.st_mode & S_IFMT) != res->type)
 				return 0;
-			}
-			return add_lower(res, fd, dirs[i].layer);
+			return add_lower(res, -1, dirs[i].layer, st.st_ino);
 		}
 		if (!S_ISDIR(st.st_mode)) {
 			if (res->nlow == 0 && !upper_dir)
-				return add_lower(res, fd, dirs[i].layer);
-			close(fd);
+				return add_lower(res, -1, dirs[i].layer, st.st_ino);
 			return 0;
 		}
-		if (res->nlow == 0 && !upper_dir && res->type != S_IFDIR) {
-			close(fd);
+		if (res->nlow == 0 && !upper_dir && res->type != S_IFDIR)
 			return 0;
-		}
-		r = add_lower(res, fd, dirs[i].layer);
+		fd = sfs_openat(dirs[i].fd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY, 0);
+		if (fd < 0)
+			return fd == -ENOENT || fd == -ENOTDIR ? -ESTALE : fd;
+		r = add_lower(res, fd, dirs[i].layer, st.st_ino);
 		if (r < 0)
 			return r;
 		if (sfs_lower_dir_opaque(fs, fd))
@@ -192,11 +281,16 @@ static int check_index(struct sfs_fs *fs, struct sfs_res *res)
 {
 	char name[600];
 	struct stat st;
-	int fd;
+	int fd, r;
 
 	if (fs->indexfd < 0 || res->nlow == 0 || res->st.st_nlink < 2 || S_ISDIR(res->st.st_mode))
 		return 0;
-	if (index_name(fs, res->low[0].layer, res->low[0].fd, name, sizeof(name)) < 0)
+	fd = sfs_lower_open(fs, &res->low[0], res->lowpath, O_PATH);
+	if (fd < 0)
+		return fd;
+	r = index_name(fs, res->low[0].layer, fd, name, sizeof(name));
+	close(fd);
+	if (r < 0)
 		return 0;
 	fd = sfs_openat(fs->indexfd, name, O_PATH | O_NOFOLLOW, 0);
 	if (fd < 0)
@@ -315,7 +409,7 @@ static int resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 		struct stat lst;
 		/* a copy of one name of a lower hard link made without the
 		 * index is a file of its own: the lower's number is not its */
-		if (res->nlow && fstat(res->low[0].fd, &lst) == 0 &&
+		if (res->nlow && sfs_lower_stat(fs, &res->low[0], res->lowpath, &lst) == 0 &&
 		    !sfs_breaks_on_copy_up(fs, &lst))
 			ino = sfs_make_ino(fs, res->low[0].layer, lst.st_ino);
 		else

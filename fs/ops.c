@@ -114,7 +114,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	char buf[PATH_MAX + 1];
-	int r = sfs_readlinkat(sfs_node_metafd(NODE(req, ino)), buf, sizeof(buf) - 1);
+	_cleanup_close_ int tmp = -1;
+	int r = sfs_node_metafd(FS(req), NODE(req, ino), &tmp);
+
+	if (r >= 0)
+		r = sfs_readlinkat(r, buf, sizeof(buf) - 1);
 
 	if (r < 0) {
 		fuse_reply_err(req, -r);

@@ -249,7 +249,7 @@ void sfs_pt_open(struct sfs_fs *fs, struct sfs_file *f, bool created)
 	} else if (!created && !n->cached_opens && S_ISREG(n->type) &&
 		   __atomic_load_n(&fs->pt.on, __ATOMIC_ACQUIRE) && node_data_final(fs, n)) {
 		bool rw = fs->upper && !fs->o->readonly;
-		int fd = sfs_reopen(fs, sfs_node_datafd(n), rw ? O_RDWR : O_RDONLY);
+		int fd = sfs_node_open_data(fs, n, rw ? O_RDWR : O_RDONLY);
 		if (fd >= 0 && !privileged(fd))
 			id = backing_open(fs, fd);
 		if (fd >= 0)

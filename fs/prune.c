@@ -337,8 +337,6 @@ static size_t pick(struct sfs_fs *fs, long fds, long target, struct victim **out
 
 	pthread_mutex_lock(&fs->table_lock);
 	nodes = HASH_COUNT(fs->nodes);
-	/* the average fds per node tells how many nodes to drop */
-	want = nodes ? (size_t)((fds - target) * (long)nodes / fds) + 1 : 0;
 	v = calloc(nodes + 1, sizeof(*v));
 	if (v) {
 		HASH_ITER(hh, fs->nodes, n, tmp)
@@ -346,9 +344,12 @@ static size_t pick(struct sfs_fs *fs, long fds, long target, struct victim **out
 			/* directories are few, and dropping one would wait for
 			 * every lookup in its parent */
 			if (n->refs == 0 && n->nlookup > 0 && n != fs->root && !n->unlinked &&
-			    !S_ISDIR(n->type))
+			    !S_ISDIR(n->type) && __atomic_load_n(&n->fds, __ATOMIC_RELAXED) > 0)
 				v[nv++] = (struct victim){n, n->tick};
 		}
+		/* the average fds of the nodes that hold any tells how many
+		 * to drop */
+		want = (size_t)((fds - target) * (long)nv / fds) + 1;
 		qsort(v, nv, sizeof(*v), by_tick);
 		if (nv > want)
 			nv = want;

@@ -84,9 +84,14 @@ struct sfs_layer {
 	bool fuse; /* on a FUSE filesystem */
 };
 
+/* One lower object of a node.  Directories hold an O_PATH fd of each of
+ * their lowers; other nodes hold none (a walk would otherwise keep one fd
+ * per file): theirs is opened by its path below the layer root when
+ * needed, and must still be the inode found by the lookup. */
 struct sfs_lower {
-	int fd;	   /* O_PATH, owned by the node */
+	int fd;	   /* O_PATH, owned by the node; -1 for non-directories */
 	int layer; /* index into fs->layers */
+	ino_t ino; /* st_ino in the layer */
 };
 
 /* A node is one object of the merged tree, keyed by its st_ino.  Fields
@@ -258,9 +263,17 @@ void sfs_node_unref(struct sfs_fs *fs, struct sfs_node *n);
 void sfs_node_forget(struct sfs_fs *fs, struct sfs_node *n, uint64_t nlookup);
 /* Current upper fd (-1 when none). */
 int sfs_node_upper(struct sfs_node *n);
-/* fd holding n's data and attributes: upper, else top lower. */
-int sfs_node_datafd(struct sfs_node *n);
-int sfs_node_metafd(struct sfs_node *n);
+/* Whether n's data is in its upper (not lower, nor metacopy). */
+bool sfs_node_data_up(struct sfs_node *n);
+/* An O_PATH fd of n's top lower: a directory's own, else one opened into
+ * *tmp, which the caller closes (-1 when none was opened). */
+int sfs_node_lowfd(struct sfs_fs *fs, struct sfs_node *n, int *tmp);
+/* fd holding n's attributes (upper, else top lower) or its data; as for
+ * sfs_node_lowfd, *tmp is the caller's to close. */
+int sfs_node_metafd(struct sfs_fs *fs, struct sfs_node *n, int *tmp);
+/* A new fd of n's data opened with flags (upper data, else the lower). */
+int sfs_node_open_data(struct sfs_fs *fs, struct sfs_node *n, int flags);
+int sfs_node_open_lower(struct sfs_fs *fs, struct sfs_node *n, int flags);
 /* Sets n's name to (parent, name); takes a ref on parent. */
 int sfs_node_set_alias(struct sfs_fs *fs, struct sfs_node *n, struct sfs_node *parent,
 		       const char *name);
@@ -288,6 +301,12 @@ struct sfs_res {
 /* Resolves name in parent.  -ENOENT when absent or whited out. */
 int sfs_resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name, struct sfs_res *res);
 void sfs_res_free(struct sfs_res *res);
+/* Opens (flags, O_PATH allowed) or stats the lower object l found at path
+ * below its layer root, symlinks not followed; -ESTALE when the path no
+ * longer leads to l's inode. */
+int sfs_lower_open(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int flags);
+int sfs_lower_stat(struct sfs_fs *fs, const struct sfs_lower *l, const char *path,
+		   struct stat *st);
 /* Like sfs_resolve for a name a listing found first in parent->low[pos]
  * (pos < 0: in the upper): layers above it are not searched again. */
 int sfs_resolve_hint(struct sfs_fs *fs, struct sfs_node *parent, const char *name, int pos,

@@ -11,17 +11,23 @@ ssize_t sfs_getxattr(struct sfs_fs *fs, struct sfs_node *n, const char *name, vo
 		return -ENOTSUP;
 	if (sfs_is_private_xattr(fs, name))
 		return -ENODATA;
-	return sfs_fgetxattr(fs, sfs_node_metafd(n), name, buf, len);
+	_cleanup_close_ int tmp = -1;
+	int fd = sfs_node_metafd(fs, n, &tmp);
+	return fd < 0 ? fd : sfs_fgetxattr(fs, fd, name, buf, len);
 }
 
 ssize_t sfs_listxattr(struct sfs_fs *fs, struct sfs_node *n, char *buf, size_t len)
 {
 	_cleanup_free_ char *all = NULL;
-	int fd = sfs_node_metafd(n);
+	_cleanup_close_ int tmp = -1;
 	ssize_t total, out = 0;
+	int fd;
 
 	if (fs->o->noxattrs)
 		return -ENOTSUP;
+	fd = sfs_node_metafd(fs, n, &tmp);
+	if (fd < 0)
+		return fd;
 	for (;;) {
 		total = sfs_flistxattr(fs, fd, NULL, 0);
 		if (total <= 0)
@@ -77,7 +83,7 @@ int sfs_removexattr(struct sfs_fs *fs, struct sfs_node *n, const char *name)
 	if (sfs_is_private_xattr(fs, name))
 		return -ENODATA;
 	/* a missing name must fail without copying anything up */
-	r = sfs_fgetxattr(fs, sfs_node_metafd(n), name, NULL, 0);
+	r = (int)sfs_getxattr(fs, n, name, NULL, 0);
 	if (r < 0)
 		return r;
 	r = sfs_copy_up(fs, n, SFS_CU_META);

@@ -61,6 +61,9 @@ setfattr -n "${X}metacopy" -v "" "$L1/meta/m" 2>/dev/null
 echo data2 >"$L1/meta/o"
 setfattr -n "${X}origin" -v 0xdeadbeef00 "$L1/meta/o" 2>/dev/null
 
+echo old >"$L1/chg"
+echo kept >"$L1/chg2"
+
 mkdir -p "$T/upper" "$T/work"
 M=$T/mnt
 t_ok "mount the untrusted layers" sfs_mount "$M" "lowerdir=$L1:$L2,upperdir=$T/upper,workdir=$T/work"
@@ -117,6 +120,15 @@ t_ok "a lower claiming metacopy with no data below: an answer ($r)" test -n "$r"
 t_is "$(cat "$M/meta/o")" data2 "a garbage origin xattr is harmless"
 t_ok "copy-up of it works" sh -c "echo x >>'$M/meta/o'"
 t_ok "copy-up of the metacopy claimer: an answer, no hang" sh -c "timeout 30 sh -c \"echo x >>'$M/meta/m'\"; [ \$? != 124 ]"
+# A lower file replaced under the mount (overlayfs leaves that undefined):
+# a lower file's node holds no fd and is opened by its path, which must
+# still lead to the inode the lookup found; the kernel then looks the
+# name up again.  Old or new content, never an error, never a mix.
+t_is "$(cat "$M/chg" "$M/chg2")" "$(printf 'old\nkept')" "lower files looked up"
+mv "$L1/chg" "$L1/chg.gone" && echo new >"$L1/chg"
+r=$(cat "$M/chg" 2>&1)
+t_ok "one replaced under the mount reads whole, old or new ($r)" test "$r" = old -o "$r" = new
+t_is "$(cat "$M/chg2")" kept "its neighbour is untouched"
 t_ok "the daemon is alive" stat "$M/wh/keep"
 t_ok "unmount" t_umount "$M"
 t_is "$(find "$T/work/work" -mindepth 1 | wc -l)" 0 "workdir clean"
