@@ -92,7 +92,9 @@ static void present(struct sfs_fs *fs, struct sfs_node *n, int up, struct stat *
 int sfs_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
 {
 	int up = sfs_node_upper(n);
-	int r = up >= 0 ? sfs_fstatat(up, "", st, 0) : n->nlow ? sfs_lower_stat(fs, &n->low[0], n->lowpath, st) : -EIO;
+	int r = up >= 0	  ? sfs_fstatat(up, "", st, 0)
+		: n->nlow ? sfs_lower_stat(fs, &n->low[0], n->lowpath, st)
+			  : -EIO;
 
 	if (r < 0)
 		return r;

@@ -23,8 +23,8 @@ int sfs_node_upper(struct sfs_node *n)
 
 bool sfs_node_data_up(struct sfs_node *n)
 {
-	return sfs_node_upper(n) >= 0 && (!__atomic_load_n(&n->metacopy, __ATOMIC_ACQUIRE) ||
-					  n->nlow == 0);
+	return sfs_node_upper(n) >= 0 &&
+	       (!__atomic_load_n(&n->metacopy, __ATOMIC_ACQUIRE) || n->nlow == 0);
 }
 
 int sfs_node_lowfd(struct sfs_fs *fs, struct sfs_node *n, int *tmp)

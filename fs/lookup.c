@@ -85,8 +85,7 @@ int sfs_lower_open(struct sfs_fs *fs, const struct sfs_lower *l, const char *pat
 	return fd;
 }
 
-int sfs_lower_stat(struct sfs_fs *fs, const struct sfs_lower *l, const char *path,
-		   struct stat *st)
+int sfs_lower_stat(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, struct stat *st)
 {
 	int fd, r;
 

@@ -305,8 +305,7 @@ void sfs_res_free(struct sfs_res *res);
  * below its layer root, symlinks not followed; -ESTALE when the path no
  * longer leads to l's inode. */
 int sfs_lower_open(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int flags);
-int sfs_lower_stat(struct sfs_fs *fs, const struct sfs_lower *l, const char *path,
-		   struct stat *st);
+int sfs_lower_stat(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, struct stat *st);
 /* Like sfs_resolve for a name a listing found first in parent->low[pos]
  * (pos < 0: in the upper): layers above it are not searched again. */
 int sfs_resolve_hint(struct sfs_fs *fs, struct sfs_node *parent, const char *name, int pos,
