@@ -61,7 +61,13 @@ static int open_layer(struct sfs_fs *fs, struct sfs_layer *l, const char *path, 
 			l->has_uuid = true;
 		}
 		/* a FUSE layer may end a splice early on an error (file.c) */
-		l->fuse = fstatfs(rfd, &sfs) == 0 && sfs.f_type == 0x65735546;
+		if (fstatfs(rfd, &sfs) == 0) {
+			l->fuse = sfs.f_type == 0x65735546;
+			l->pin = l->fuse || sfs.f_type == 0x4d44 /* msdos */ ||
+				 sfs.f_type == 0x2011bab0 /* exfat */ ||
+				 sfs.f_type == (typeof(sfs.f_type))0xff534d42 /* cifs */ ||
+				 sfs.f_type == (typeof(sfs.f_type))0xfe534d42 /* smb2 */;
+		}
 		close(rfd);
 	}
 	for (int i = 0; i < fs->nlayers; i++)

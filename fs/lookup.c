@@ -124,6 +124,21 @@ static int add_lower(struct sfs_res *res, int fd, int layer, ino_t ino)
 	return 0;
 }
 
+/* A lower non-directory: no fd, unless its layer's inode numbers cannot
+ * tell it again later. */
+static int add_file(struct sfs_fs *fs, struct sfs_res *res, const struct sfs_lower *dir,
+		    const char *name, const struct stat *st)
+{
+	int fd = -1;
+
+	if (fs->layers[dir->layer].pin) {
+		fd = sfs_openat(dir->fd, name, O_PATH | O_NOFOLLOW, 0);
+		if (fd < 0)
+			return fd == -ENOENT || fd == -ENOTDIR ? -ESTALE : fd;
+	}
+	return add_lower(res, fd, dir->layer, st->st_ino);
+}
+
 static bool has_oci_whiteout(int dirfd, const char *name)
 {
 	char wh[NAME_MAX + 8];
@@ -163,11 +178,11 @@ static int scan_lowers(struct sfs_fs *fs, const struct sfs_lower *dirs, int ndir
 		if (upper_nondir) {
 			if ((st.st_mode & S_IFMT) != res->type)
 				return 0;
-			return add_lower(res, -1, dirs[i].layer, st.st_ino);
+			return add_file(fs, res, &dirs[i], name, &st);
 		}
 		if (!S_ISDIR(st.st_mode)) {
 			if (res->nlow == 0 && !upper_dir)
-				return add_lower(res, -1, dirs[i].layer, st.st_ino);
+				return add_file(fs, res, &dirs[i], name, &st);
 			return 0;
 		}
 		if (res->nlow == 0 && !upper_dir && res->type != S_IFDIR)
@@ -284,11 +299,14 @@ static int check_index(struct sfs_fs *fs, struct sfs_res *res)
 
 	if (fs->indexfd < 0 || res->nlow == 0 || res->st.st_nlink < 2 || S_ISDIR(res->st.st_mode))
 		return 0;
-	fd = sfs_lower_open(fs, &res->low[0], res->lowpath, O_PATH);
+	/* a lower that cannot be opened is looked up without the index */
+	fd = res->low[0].fd >= 0 ? res->low[0].fd
+				 : sfs_lower_open(fs, &res->low[0], res->lowpath, O_PATH);
 	if (fd < 0)
-		return fd;
+		return 0;
 	r = index_name(fs, res->low[0].layer, fd, name, sizeof(name));
-	close(fd);
+	if (fd != res->low[0].fd)
+		close(fd);
 	if (r < 0)
 		return 0;
 	fd = sfs_openat(fs->indexfd, name, O_PATH | O_NOFOLLOW, 0);

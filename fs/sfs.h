@@ -82,6 +82,9 @@ struct sfs_layer {
 	uint8_t uuid[16]; /* filesystem uuid for overlayfs file handles */
 	bool has_uuid;
 	bool fuse; /* on a FUSE filesystem */
+	/* its inode numbers may change once the kernel forgets an inode
+	 * (FUSE, FAT, SMB): nodes of its files hold an fd, as directories do */
+	bool pin;
 };
 
 /* One lower object of a node.  Directories hold an O_PATH fd of each of
