@@ -204,58 +204,21 @@ static void reserve_fill(struct sfs_fs *fs)
 	pthread_mutex_unlock(&fs->prune.lock);
 }
 
-/* Opens /proc/path while the daemon may be out of fds: the scan has an
- * fd of its own to give up (prune.scanfd), taken back right after. */
-static int open_proc(struct sfs_fs *fs, const char *path)
-{
-	int fd = openat(fs->prune.proc, path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0 && (errno == EMFILE || errno == ENFILE) && fs->prune.scanfd >= 0) {
-		close(fs->prune.scanfd);
-		fs->prune.scanfd = -1;
-		fd = openat(fs->prune.proc, path, O_RDONLY | O_CLOEXEC);
-	}
-	if (fd < 0 && (errno == EMFILE || errno == ENFILE) && reserve_give(fs))
-		fd = openat(fs->prune.proc, path, O_RDONLY | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
-}
-
+/* Reads /proc/path while the daemon may be out of fds: the scan gives up
+ * an fd of its own (prune.scanfd), then a reserved one, and takes its own
+ * back right after (the slot just closed is the lowest free one). */
 static int read_proc(struct sfs_fs *fs, const char *path, char **out)
 {
-	_cleanup_close_ int fd = open_proc(fs, path);
-	size_t len = 0, cap = 0;
-	char *buf = NULL;
-	ssize_t n;
+	const size_t max = (size_t)64 << 20;
+	int r = su_read_file(fs->prune.proc, path, out, NULL, max);
 
-	if (fd < 0)
-		return fd;
-	do {
-		if (cap - len < 4096) {
-			char *b = realloc(buf, cap = cap ? cap * 2 : 65536);
-			if (!b) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = b;
-		}
-		n = read(fd, buf + len, cap - len - 1);
-		if (n > 0)
-			len += (size_t)n;
-	} while (n > 0 || (n < 0 && errno == EINTR));
-	if (n < 0) {
-		free(buf);
-		return -errno;
+	if ((r == -EMFILE || r == -ENFILE) && fs->prune.scanfd >= 0) {
+		close(fs->prune.scanfd);
+		fs->prune.scanfd = -1;
+		r = su_read_file(fs->prune.proc, path, out, NULL, max);
 	}
-	buf[len] = '\0';
-	*out = buf;
-	return 0;
-}
-
-static int read_proc_kept(struct sfs_fs *fs, const char *path, char **out)
-{
-	int r = read_proc(fs, path, out);
-
-	/* the slot just closed is the lowest free one: take it back */
+	if ((r == -EMFILE || r == -ENFILE) && reserve_give(fs))
+		r = su_read_file(fs->prune.proc, path, out, NULL, max);
 	if (fs->prune.scanfd < 0)
 		fs->prune.scanfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return r;
@@ -303,7 +266,7 @@ static bool spare_mount_points(struct sfs_fs *fs, struct spared *sp)
 			if (seen)
 				continue;
 			snprintf(path, sizeof(path), "%s/mountinfo", de->d_name);
-			r = read_proc_kept(fs, path, &text);
+			r = read_proc(fs, path, &text);
 			if (r == -EMFILE || r == -ENFILE || r == -ENOMEM) {
 				ok = false;
 				break;
