@@ -112,4 +112,5 @@ mkdir -p "$T/root/layers/sha256/.tmp-deadbeef/x" "$T/root/images/.tmp-cafe"
 mk_oci "$T/ok" none "$T/l0" >/dev/null
 t_ok "a rerun import succeeds" S image import -q --name ok "$T/ok"
 t_is "$(ls -A "$T/root/layers/sha256" | grep -c '^\.tmp')" 0 "leftovers removed"
+t_is "$(ls -A "$T/root/images" | grep -c '^\.tmp')" 0 "from images/ too"
 t_done
