@@ -7,7 +7,8 @@
  *   ptyrun [ACTION...] -- CMD [ARG...]
  *     size=ROWS,COLS   set the window size (before the command starts when
  *                      it comes first; later, the kernel sends SIGWINCH)
- *     wait=TEXT        wait (10 s at most) until the output holds TEXT
+ *     wait=TEXT        wait (60 s at most: a loaded machine, ASan) until
+ *                      the output holds TEXT
  *     send=TEXT        type TEXT (\n, \r, \t, \\ and \xHH understood)
  *     sleep=MS         pause
  *     eof              type ^D (end of input in canonical mode) */
@@ -118,7 +119,7 @@ static size_t unescape(const char *in, char *out)
 
 static int wait_for(struct session *s, const char *text)
 {
-	long end = now_ms() + 10000;
+	long end = now_ms() + 60000;
 
 	while (now_ms() < end) {
 		if (s->seen && memmem(s->seen, s->len, text, strlen(text)))
