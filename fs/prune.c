@@ -1,10 +1,12 @@
-/* fs/prune.c: keeps the daemon within its file descriptor limit.  Every
- * node the kernel remembers holds O_PATH fds, and the kernel remembers every
- * inode it has met until memory runs short, so a walk of a tree larger than
- * RLIMIT_NOFILE would run out of fds.  When the nodes hold more than the
- * limit less a reserve, a thread asks the kernel to forget the least
- * recently looked-up entries nobody has open (notify_inval_entry); the
- * kernel drops them and sends FORGET, which frees the nodes and their fds.
+/* fs/prune.c: keeps the daemon within its file descriptor limit.  The
+ * nodes of directories and of upper objects hold O_PATH fds (a lower file's
+ * node holds none: lookup.c), and the kernel remembers every inode it has
+ * met until memory runs short, so work on a tree larger than RLIMIT_NOFILE
+ * (a chmod -R copying every file up) would run out of fds.  When the nodes
+ * hold more than the limit less a reserve, a thread asks the kernel to
+ * forget the least recently looked-up entries that hold fds and nobody has
+ * open (notify_inval_entry); the kernel drops them and sends FORGET, which
+ * frees the nodes and their fds.
  * The entries are looked up again if they are used.  The thread also hands
  * the memory of forgotten nodes back to the system.
  *
