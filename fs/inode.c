@@ -30,12 +30,7 @@ bool sfs_node_data_up(struct sfs_node *n)
 int sfs_node_lowfd(struct sfs_fs *fs, struct sfs_node *n, int *tmp)
 {
 	*tmp = -1;
-	if (n->nlow == 0)
-		return -EIO;
-	if (n->low[0].fd >= 0)
-		return n->low[0].fd;
-	*tmp = sfs_lower_open(fs, &n->low[0], n->lowpath, O_PATH);
-	return *tmp;
+	return n->nlow ? sfs_lower_fd(fs, &n->low[0], n->lowpath, tmp) : -EIO;
 }
 
 int sfs_node_metafd(struct sfs_fs *fs, struct sfs_node *n, int *tmp)
@@ -55,11 +50,7 @@ int sfs_node_open_data(struct sfs_fs *fs, struct sfs_node *n, int flags)
 
 int sfs_node_open_lower(struct sfs_fs *fs, struct sfs_node *n, int flags)
 {
-	if (n->nlow == 0)
-		return -EIO;
-	if (n->low[0].fd >= 0)
-		return sfs_reopen(fs, n->low[0].fd, flags);
-	return sfs_lower_open(fs, &n->low[0], n->lowpath, flags);
+	return n->nlow ? sfs_lower_open(fs, &n->low[0], n->lowpath, flags) : -EIO;
 }
 
 static void node_free(struct sfs_fs *fs, struct sfs_node *n)

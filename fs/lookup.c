@@ -23,6 +23,12 @@ void sfs_res_free(struct sfs_res *res)
 	res->upper = -1;
 }
 
+/* An error of a name that no longer leads where a lookup found it. */
+static int stale(int err)
+{
+	return err == -ELOOP || err == -EXDEV || err == -ENOENT || err == -ENOTDIR ? -ESTALE : err;
+}
+
 static int open_beneath(int dirfd, const char *path, int flags)
 {
 	struct open_how how = {
@@ -35,24 +41,22 @@ static int open_beneath(int dirfd, const char *path, int flags)
 	if (fd >= 0)
 		return fd;
 	su_debug("openat2(%d, \"%s\", %#x): %s", dirfd, path, flags, strerror(err));
-	/* the path no longer leads where it did */
-	return err == ELOOP || err == EXDEV || err == ENOENT || err == ENOTDIR ? -ESTALE : -err;
+	return stale(-err);
 }
 
-int sfs_lower_open(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int flags)
+/* The careful open of sfs_lower_open by path; st gets the object's stat. */
+static int open_by_path(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int flags,
+			struct stat *st)
 {
 	/* openat2 refuses bits open(2) ignores, such as the kernel's
 	 * __FMODE_EXEC in an open request */
 	const int known = O_ACCMODE | O_APPEND | O_NONBLOCK | O_SYNC | O_DSYNC | O_LARGEFILE |
 			  O_NOATIME | O_PATH | O_DIRECTORY;
 	_cleanup_close_ int dir = -1;
-	struct stat st;
 	int fd;
 
 	if (!path)
 		return -EIO;
-	if (!*path)
-		return sfs_reopen(fs, fs->layers[l->layer].fd, flags);
 	/* The path was read from the layer's own directories: nothing on it
 	 * is a symlink or leaves the layer, unless the layer changed.  One
 	 * longer than PATH_MAX is walked a piece at a time. */
@@ -78,11 +82,29 @@ int sfs_lower_open(struct sfs_fs *fs, const struct sfs_lower *l, const char *pat
 	fd = open_beneath(dir >= 0 ? dir : fs->layers[l->layer].fd, path, flags & known);
 	if (fd < 0)
 		return fd;
-	if (fstat(fd, &st) < 0 || st.st_ino != l->ino) {
+	if (fstat(fd, st) < 0 || st->st_ino != l->ino) {
 		close(fd);
 		return -ESTALE;
 	}
 	return fd;
+}
+
+int sfs_lower_open(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int flags)
+{
+	struct stat st;
+
+	if (l->fd >= 0)
+		return sfs_reopen(fs, l->fd, flags);
+	return open_by_path(fs, l, path, flags, &st);
+}
+
+int sfs_lower_fd(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int *tmp)
+{
+	*tmp = -1;
+	if (l->fd >= 0)
+		return l->fd;
+	*tmp = sfs_lower_open(fs, l, path, O_PATH);
+	return *tmp;
 }
 
 int sfs_lower_stat(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, struct stat *st)
@@ -103,12 +125,11 @@ int sfs_lower_stat(struct sfs_fs *fs, const struct sfs_lower *l, const char *pat
 			return r;
 	}
 	/* moved, or a symlink on the way: the careful open tells */
-	fd = sfs_lower_open(fs, l, path, O_PATH);
+	fd = open_by_path(fs, l, path, O_PATH, st);
 	if (fd < 0)
 		return fd;
-	r = sfs_fstatat(fd, "", st, 0);
 	close(fd);
-	return r;
+	return 0;
 }
 
 static int add_lower(struct sfs_res *res, int fd, int layer, ino_t ino)
@@ -134,7 +155,7 @@ static int add_file(struct sfs_fs *fs, struct sfs_res *res, const struct sfs_low
 	if (fs->layers[dir->layer].pin) {
 		fd = sfs_openat(dir->fd, name, O_PATH | O_NOFOLLOW, 0);
 		if (fd < 0)
-			return fd == -ENOENT || fd == -ENOTDIR ? -ESTALE : fd;
+			return stale(fd);
 	}
 	return add_lower(res, fd, dir->layer, st->st_ino);
 }
@@ -189,7 +210,7 @@ static int scan_lowers(struct sfs_fs *fs, const struct sfs_lower *dirs, int ndir
 			return 0;
 		fd = sfs_openat(dirs[i].fd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY, 0);
 		if (fd < 0)
-			return fd == -ENOENT || fd == -ENOTDIR ? -ESTALE : fd;
+			return stale(fd);
 		r = add_lower(res, fd, dirs[i].layer, st.st_ino);
 		if (r < 0)
 			return r;
@@ -293,21 +314,16 @@ int sfs_index_name(struct sfs_fs *fs, int layer, int fd, char *out, size_t len)
  * index already; then the index entry is its upper. */
 static int check_index(struct sfs_fs *fs, struct sfs_res *res)
 {
+	_cleanup_close_ int tmp = -1;
 	char name[600];
 	struct stat st;
-	int fd, r;
+	int fd;
 
 	if (fs->indexfd < 0 || res->nlow == 0 || res->st.st_nlink < 2 || S_ISDIR(res->st.st_mode))
 		return 0;
 	/* a lower that cannot be opened is looked up without the index */
-	fd = res->low[0].fd >= 0 ? res->low[0].fd
-				 : sfs_lower_open(fs, &res->low[0], res->lowpath, O_PATH);
-	if (fd < 0)
-		return 0;
-	r = index_name(fs, res->low[0].layer, fd, name, sizeof(name));
-	if (fd != res->low[0].fd)
-		close(fd);
-	if (r < 0)
+	fd = sfs_lower_fd(fs, &res->low[0], res->lowpath, &tmp);
+	if (fd < 0 || index_name(fs, res->low[0].layer, fd, name, sizeof(name)) < 0)
 		return 0;
 	fd = sfs_openat(fs->indexfd, name, O_PATH | O_NOFOLLOW, 0);
 	if (fd < 0)

@@ -304,10 +304,13 @@ struct sfs_res {
 /* Resolves name in parent.  -ENOENT when absent or whited out. */
 int sfs_resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name, struct sfs_res *res);
 void sfs_res_free(struct sfs_res *res);
-/* Opens (flags, O_PATH allowed) or stats the lower object l found at path
- * below its layer root, symlinks not followed; -ESTALE when the path no
- * longer leads to l's inode. */
+/* Opens (flags, O_PATH allowed) or stats the lower object l: through the
+ * fd l holds, else by its path below its layer root, symlinks not
+ * followed; -ESTALE when the path no longer leads to l's inode. */
 int sfs_lower_open(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int flags);
+/* An O_PATH fd of l: the one it holds, else one opened into *tmp, which
+ * the caller closes (-1 when none was opened). */
+int sfs_lower_fd(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int *tmp);
 int sfs_lower_stat(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, struct stat *st);
 /* Like sfs_resolve for a name a listing found first in parent->low[pos]
  * (pos < 0: in the upper): layers above it are not searched again. */
