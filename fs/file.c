@@ -217,7 +217,7 @@ int sfs_read_to_pipe(struct sfs_fs *fs, int fd, size_t size, off_t off, size_t *
 		return -ENOBUFS;
 	while (*got < size) {
 		loff_t at = off + (off_t)*got;
-		ssize_t n = splice(fd, &at, rp->fd[1], NULL, size - *got, SPLICE_F_MOVE);
+		ssize_t n = splice(fd, &at, rp->fd[1], NULL, size - *got, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {

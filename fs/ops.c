@@ -32,7 +32,12 @@ static bool again(fuse_req_t req, struct sfs_node *dir, int r, int *tries)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct sfs_fs *fs = userdata;
-	unsigned want = FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE |
+	/* no FUSE_CAP_SPLICE_MOVE: the kernel would steal each page it is
+	 * handed out of the layer file's page cache (locking and unmapping it)
+	 * to put it in the mount's, which costs more than the copy it saves
+	 * and leaves the layer's cache cold: reading a cached 1 GiB lower file
+	 * took 0.6 s with it, 0.4 s without */
+	unsigned want = FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
 			FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ATOMIC_O_TRUNC |
 			FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ASYNC_DIO | FUSE_CAP_READDIRPLUS;
 
@@ -324,7 +329,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].flags = FUSE_BUF_IS_FD;
 	buf.buf[0].fd = p;
 	/* on success the reply took every byte from the pipe */
-	if (fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE) != 0)
+	if (fuse_reply_data(req, &buf, 0) != 0)
 		sfs_read_pipe_drain(fs);
 }
 
