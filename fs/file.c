@@ -45,14 +45,13 @@ int sfs_open(struct sfs_fs *fs, struct sfs_node *n, int flags, struct sfs_file *
 	fd = up ? sfs_reopen(fs, sfs_node_upper(n), flags) : sfs_node_open_lower(fs, n, flags);
 	if (fd < 0)
 		return fd;
-	r = sfs_file_new(fs, n, fd, flags, false, out);
+	r = sfs_file_new(fs, n, fd, flags, out);
 	if (r == 0)
 		(*out)->lower = !up;
 	return r;
 }
 
-int sfs_file_new(struct sfs_fs *fs, struct sfs_node *n, int fd, int flags, bool created,
-		 struct sfs_file **out)
+int sfs_file_new(struct sfs_fs *fs, struct sfs_node *n, int fd, int flags, struct sfs_file **out)
 {
 	struct sfs_file *f = calloc(1, sizeof(*f));
 
@@ -66,7 +65,7 @@ int sfs_file_new(struct sfs_fs *fs, struct sfs_node *n, int fd, int flags, bool 
 	f->node = n;
 	pthread_mutex_init(&f->lock, NULL);
 	sfs_node_ref(fs, n);
-	sfs_pt_open(fs, f, created);
+	sfs_pt_open(fs, f);
 	*out = f;
 	return 0;
 }

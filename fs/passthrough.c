@@ -238,7 +238,7 @@ static bool privileged(int fd)
 	return fgetxattr(fd, "security.capability", NULL, 0) >= 0 || errno == ERANGE;
 }
 
-void sfs_pt_open(struct sfs_fs *fs, struct sfs_file *f, bool created)
+void sfs_pt_open(struct sfs_fs *fs, struct sfs_file *f)
 {
 	struct sfs_node *n = f->node;
 	int32_t id = 0;
@@ -246,7 +246,7 @@ void sfs_pt_open(struct sfs_fs *fs, struct sfs_file *f, bool created)
 	pthread_mutex_lock(&n->lock);
 	if (n->pt_opens) {
 		id = n->pt_id;
-	} else if (!created && !n->cached_opens && S_ISREG(n->type) &&
+	} else if (!n->cached_opens && S_ISREG(n->type) &&
 		   __atomic_load_n(&fs->pt.on, __ATOMIC_ACQUIRE) && node_data_final(fs, n)) {
 		bool rw = fs->upper && !fs->o->readonly;
 		int fd = sfs_node_open_data(fs, n, rw ? O_RDWR : O_RDONLY);

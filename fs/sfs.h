@@ -422,8 +422,7 @@ int sfs_open(struct sfs_fs *fs, struct sfs_node *n, int flags, struct sfs_file *
 /* Open flags as passed to the layer (writeback cache changes them). */
 int sfs_file_flags(struct sfs_fs *fs, int flags);
 /* Wraps an fd already open on n (create) into a file handle. */
-int sfs_file_new(struct sfs_fs *fs, struct sfs_node *n, int fd, int flags, bool created,
-		 struct sfs_file **out);
+int sfs_file_new(struct sfs_fs *fs, struct sfs_node *n, int fd, int flags, struct sfs_file **out);
 void sfs_release(struct sfs_fs *fs, struct sfs_file *f);
 /* The fd to read from, refreshed after a copy-up by another handle. */
 int sfs_file_readfd(struct sfs_fs *fs, struct sfs_file *f);
@@ -446,7 +445,7 @@ void sfs_read_pipe_drain(struct sfs_fs *fs);
 int sfs_pt_setup(struct sfs_fs *fs, struct fuse_session *se);
 /* Chooses f's I/O mode: sets f->pt to the backing id to reply with, or 0
  * for cached I/O.  Every open counted here is uncounted by sfs_pt_release. */
-void sfs_pt_open(struct sfs_fs *fs, struct sfs_file *f, bool created);
+void sfs_pt_open(struct sfs_fs *fs, struct sfs_file *f);
 void sfs_pt_release(struct sfs_fs *fs, struct sfs_file *f);
 /* Whether a cached open may keep the page cache. */
 bool sfs_pt_keep_cache(struct sfs_file *f);
