@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -482,6 +483,8 @@ int sfs_prune_start(struct sfs_fs *fs, struct fuse_session *se)
 	/* room for open files, copy-ups and up to 32 requests in flight,
 	 * each holding a few fds while it resolves a name */
 	long reserve = 128 + limit / 8 < limit / 2 ? 128 + limit / 8 : limit / 2;
+	sigset_t all, old;
+	int r;
 
 	fs->prune.se = se;
 	fs->prune.proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -493,7 +496,13 @@ int sfs_prune_start(struct sfs_fs *fs, struct fuse_session *se)
 	pthread_mutex_init(&fs->prune.lock, NULL);
 	pthread_cond_init(&fs->prune.wake, NULL);
 	reserve_fill(fs);
-	if (pthread_create(&fs->prune.thread, NULL, prune_thread, fs) != 0) {
+	/* the signals that end the session are for the threads that end the
+	 * loop (fuse_set_signal_handlers): the pruner would let them go unseen */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = pthread_create(&fs->prune.thread, NULL, prune_thread, fs);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r != 0) {
 		close_fds(fs);
 		return -EAGAIN;
 	}
