@@ -5,7 +5,8 @@
 # requests still reach it.  Checked: the kernel accepts it; the writes of a
 # file just created bypass the daemon and land in the upper, and so do the
 # writes and reads once it is reopened; setuid files, reopened or just
-# created, stay with the daemon; a lower file is copied up through the daemon and passes through afterwards; a reader of a
+# created, stay with the daemon; a lower file is copied up through the
+# daemon and passes through afterwards; a reader of a
 # lower file opened before a copy-up sees the writes; two names of one
 # hard-linked file share one backing file; a file unlinked while open stays
 # usable; passthrough=0 sends every write to the daemon; mmap writes reach
