@@ -4,6 +4,7 @@
  * is innermost and held only for table and counter updates. */
 #include "fs/sfs.h"
 
+#include <fcntl.h>
 #include <string.h>
 
 struct sfs_node *sfs_node_get(struct sfs_fs *fs, fuse_ino_t nodeid)
@@ -41,6 +42,32 @@ int sfs_node_metafd(struct sfs_fs *fs, struct sfs_node *n, int *tmp)
 	return up >= 0 ? up : sfs_node_lowfd(fs, n, tmp);
 }
 
+int sfs_node_lowdir(struct sfs_fs *fs, struct sfs_node *n, struct sfs_lower *l, int *tmp)
+{
+	int fd = __atomic_load_n(&l->fd, __ATOMIC_ACQUIRE), mine, held = -1;
+
+	*tmp = -1;
+	__atomic_store_n(&n->used, __atomic_load_n(&fs->tick, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+	if (fd >= 0)
+		return fd;
+	/* the pruner took it: open it again, by its path, and keep it */
+	mine = sfs_lower_open(fs, l, n->lowpath, O_PATH | O_DIRECTORY);
+	if (mine < 0)
+		return mine;
+	/* Short of fds, it is this request's only: a walk reopens the
+	 * directories faster than the pruner takes them back.  Else another
+	 * request may have been first, with an fd of the same object. */
+	if (sfs_prune_pressure(fs) ||
+	    !__atomic_compare_exchange_n(&l->fd, &held, mine, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
+		*tmp = mine;
+		return mine;
+	}
+	__atomic_add_fetch(&n->fds, 1, __ATOMIC_RELAXED);
+	sfs_prune_account(fs, 1);
+	return mine;
+}
+
 int sfs_node_open_data(struct sfs_fs *fs, struct sfs_node *n, int flags)
 {
 	if (sfs_node_data_up(n))
@@ -58,9 +85,12 @@ static void node_free(struct sfs_fs *fs, struct sfs_node *n)
 	sfs_prune_account(fs, -n->fds);
 	if (n->upper >= 0)
 		close(n->upper);
-	for (int i = 0; i < n->nlow; i++)
-		if (n->low[i].fd >= 0)
-			close(n->low[i].fd);
+	for (int i = 0; i < n->nlow; i++) {
+		/* the pruner holds a reference while it takes fds away */
+		int fd = __atomic_load_n(&n->low[i].fd, __ATOMIC_ACQUIRE);
+		if (fd >= 0)
+			close(fd);
+	}
 	free(n->low);
 	free(n->lowpath);
 	free(n->name);
@@ -164,7 +194,7 @@ struct sfs_node *sfs_node_find(struct sfs_fs *fs, uint64_t ino, bool lookup)
 	if (n) {
 		if (lookup) {
 			n->nlookup++;
-			n->tick = ++fs->tick;
+			n->tick = __atomic_add_fetch(&fs->tick, 1, __ATOMIC_RELAXED);
 		} else
 			n->refs++;
 	}
@@ -203,7 +233,7 @@ int sfs_node_publish(struct sfs_fs *fs, struct sfs_node *parent, const char *nam
 	if (cur && !cur->unlinked && cur->type == n->type) {
 		if (lookup) {
 			cur->nlookup++;
-			cur->tick = ++fs->tick;
+			cur->tick = __atomic_add_fetch(&fs->tick, 1, __ATOMIC_RELAXED);
 		} else
 			cur->refs++;
 		pthread_mutex_unlock(&fs->table_lock);
@@ -213,7 +243,7 @@ int sfs_node_publish(struct sfs_fs *fs, struct sfs_node *parent, const char *nam
 	} else {
 		if (cur)
 			HASH_DELETE(hh, fs->nodes, cur);
-		n->tick = ++fs->tick;
+		n->tick = __atomic_add_fetch(&fs->tick, 1, __ATOMIC_RELAXED);
 		/* counted before another thread can find it and copy it up */
 		n->fds = n->upper >= 0;
 		for (int i = 0; i < n->nlow; i++)

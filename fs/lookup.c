@@ -89,30 +89,39 @@ static int open_by_path(struct sfs_fs *fs, const struct sfs_lower *l, const char
 	return fd;
 }
 
+/* The fd l holds, or -1 (a directory's may be taken away: sfs_lower). */
+static int held(const struct sfs_lower *l)
+{
+	return __atomic_load_n(&l->fd, __ATOMIC_ACQUIRE);
+}
+
 int sfs_lower_open(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int flags)
 {
 	struct stat st;
+	int fd = held(l);
 
-	if (l->fd >= 0)
-		return sfs_reopen(fs, l->fd, flags);
+	if (fd >= 0)
+		return sfs_reopen(fs, fd, flags);
 	return open_by_path(fs, l, path, flags, &st);
 }
 
 int sfs_lower_fd(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int *tmp)
 {
+	int fd = held(l);
+
 	*tmp = -1;
-	if (l->fd >= 0)
-		return l->fd;
-	*tmp = sfs_lower_open(fs, l, path, O_PATH);
+	if (fd >= 0)
+		return fd;
+	*tmp = open_by_path(fs, l, path, O_PATH, &(struct stat){0});
 	return *tmp;
 }
 
 int sfs_lower_stat(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, struct stat *st)
 {
-	int fd, r;
+	int fd = held(l), r;
 
-	if (l->fd >= 0)
-		return sfs_fstatat(l->fd, "", st, 0);
+	if (fd >= 0)
+		return sfs_fstatat(fd, "", st, 0);
 	if (!path)
 		return -EIO;
 	/* a path of plain directories when it was read: the same inode on
@@ -147,17 +156,17 @@ static int add_lower(struct sfs_res *res, int fd, int layer, ino_t ino)
 
 /* A lower non-directory: no fd, unless its layer's inode numbers cannot
  * tell it again later. */
-static int add_file(struct sfs_fs *fs, struct sfs_res *res, const struct sfs_lower *dir,
+static int add_file(struct sfs_fs *fs, struct sfs_res *res, int dirfd, int layer,
 		    const char *name, const struct stat *st)
 {
 	int fd = -1;
 
-	if (fs->layers[dir->layer].pin) {
-		fd = sfs_openat(dir->fd, name, O_PATH | O_NOFOLLOW, 0);
+	if (fs->layers[layer].pin) {
+		fd = sfs_openat(dirfd, name, O_PATH | O_NOFOLLOW, 0);
 		if (fd < 0)
 			return stale(fd);
 	}
-	return add_lower(res, fd, dir->layer, st->st_ino);
+	return add_lower(res, fd, layer, st->st_ino);
 }
 
 static bool has_oci_whiteout(int dirfd, const char *name)
@@ -170,21 +179,27 @@ static bool has_oci_whiteout(int dirfd, const char *name)
 	return sfs_fstatat(dirfd, wh, &st, 0) == 0;
 }
 
-/* Looks for name in the candidate lower dirs; want_dirs collects the
- * stack of a merged directory, otherwise the first object is taken. */
-static int scan_lowers(struct sfs_fs *fs, const struct sfs_lower *dirs, int ndirs, const char *name,
-		       bool upper_dir, bool upper_nondir, struct sfs_res *res)
+/* Looks for name in the candidate lower dirs, which are owner's lowers
+ * (NULL: dirs that hold their fds); want_dirs collects the stack of a
+ * merged directory, otherwise the first object is taken. */
+static int scan_lowers(struct sfs_fs *fs, struct sfs_node *owner, struct sfs_lower *dirs,
+		       int ndirs, const char *name, bool upper_dir, bool upper_nondir,
+		       struct sfs_res *res)
 {
 	if (su_str_has_prefix(name, ".wh."))
 		return 0;
 	for (int i = 0; i < ndirs; i++) {
+		_cleanup_close_ int tmp = -1;
+		int dfd = owner ? sfs_node_lowdir(fs, owner, &dirs[i], &tmp) : dirs[i].fd;
 		struct stat st;
 		int fd, r;
 
+		if (dfd < 0)
+			return dfd;
 		/* a stat, no fd: only directories keep fds of their lowers */
-		r = sfs_fstatat(dirs[i].fd, name, &st, 0);
+		r = sfs_fstatat(dfd, name, &st, 0);
 		if (r == -ENOENT || r == -ENOTDIR) {
-			if (has_oci_whiteout(dirs[i].fd, name))
+			if (has_oci_whiteout(dfd, name))
 				return 0;
 			continue;
 		}
@@ -199,16 +214,16 @@ static int scan_lowers(struct sfs_fs *fs, const struct sfs_lower *dirs, int ndir
 		if (upper_nondir) {
 			if ((st.st_mode & S_IFMT) != res->type)
 				return 0;
-			return add_file(fs, res, &dirs[i], name, &st);
+			return add_file(fs, res, dfd, dirs[i].layer, name, &st);
 		}
 		if (!S_ISDIR(st.st_mode)) {
 			if (res->nlow == 0 && !upper_dir)
-				return add_file(fs, res, &dirs[i], name, &st);
+				return add_file(fs, res, dfd, dirs[i].layer, name, &st);
 			return 0;
 		}
 		if (res->nlow == 0 && !upper_dir && res->type != S_IFDIR)
 			return 0;
-		fd = sfs_openat(dirs[i].fd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY, 0);
+		fd = sfs_openat(dfd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY, 0);
 		if (fd < 0)
 			return stale(fd);
 		r = add_lower(res, fd, dirs[i].layer, st.st_ino);
@@ -252,10 +267,11 @@ static int scan_redirect_abs(struct sfs_fs *fs, const char *path, bool upper_non
 			break;
 		}
 		if (!next) {
-			r = scan_lowers(fs, dirs, ndirs, comp, !upper_nondir, upper_nondir, res);
+			r = scan_lowers(fs, NULL, dirs, ndirs, comp, !upper_nondir, upper_nondir,
+					res);
 			break;
 		}
-		r = scan_lowers(fs, dirs, ndirs, comp, true, false, &sub);
+		r = scan_lowers(fs, NULL, dirs, ndirs, comp, true, false, &sub);
 		sfs_res_free(&step);
 		step = sub;
 		dirs = step.low;
@@ -285,7 +301,8 @@ static int scan_redirect(struct sfs_fs *fs, struct sfs_node *parent, const char 
 		su_warn("ignoring malformed relative redirect \"%s\"", redirect);
 		return 0;
 	}
-	r = scan_lowers(fs, parent->low, parent->nlow, redirect, !upper_nondir, upper_nondir, res);
+	r = scan_lowers(fs, parent, parent->low, parent->nlow, redirect, !upper_nondir,
+			upper_nondir, res);
 	if (r == 0 && res->nlow && !(res->lowpath = join_path(parent->lowpath, redirect)))
 		r = -ENOMEM;
 	return r;
@@ -409,7 +426,7 @@ static int resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 			redirect[rl] = '\0';
 			r = scan_redirect(fs, parent, redirect, upper_nondir, res);
 		} else {
-			r = scan_lowers(fs, parent->low + start, parent->nlow - start, name,
+			r = scan_lowers(fs, parent, parent->low + start, parent->nlow - start, name,
 					upper_dir, upper_nondir, res);
 			if (r == 0 && res->nlow &&
 			    !(res->lowpath = join_path(parent->lowpath, name)))
@@ -496,10 +513,16 @@ bool sfs_lower_has(struct sfs_fs *fs, struct sfs_node *parent, const char *name)
 	if (su_str_has_prefix(name, ".wh."))
 		return false;
 	for (int i = 0; i < parent->nlow; i++) {
+		_cleanup_close_ int tmp = -1;
+		int fd = sfs_node_lowdir(fs, parent, &parent->low[i], &tmp);
 		struct stat st;
-		if (sfs_fstatat(parent->low[i].fd, name, &st, 0) == 0)
+
+		/* cannot tell: as if there were, so that a whiteout hides it */
+		if (fd < 0)
+			return true;
+		if (sfs_fstatat(fd, name, &st, 0) == 0)
 			return !sfs_is_whiteout(&st);
-		if (has_oci_whiteout(parent->low[i].fd, name))
+		if (has_oci_whiteout(fd, name))
 			return false;
 	}
 	return false;

@@ -19,9 +19,11 @@
  * released.  A lower file of a writable mount is never a backing file: a
  * writer opening it later could not be given the upper copy.  Files whose
  * data is still being copied up (metacopy) stay cached, as a `touch` must
- * not copy data.  Files a create has just made stay cached too: most are
- * written once, where setting up a backing file costs more than the round
- * trips it saves. */
+ * not copy data; so do set-id and capability files, whose bits a write
+ * must clear.
+ *
+ * The receive hooks also tell prune.c when a request thread is between
+ * requests (sfs_grace_idle, sfs_grace_busy). */
 #include "fs/sfs.h"
 
 #include <fcntl.h>
@@ -84,7 +86,14 @@ static void put32(void *p, size_t off, uint32_t v)
 static ssize_t pt_read(int fd, void *buf, size_t len, void *userdata)
 {
 	struct sfs_fs *fs = userdata;
-	ssize_t r = read(fd, buf, len);
+	ssize_t r;
+	int err;
+
+	sfs_grace_idle(fs);
+	r = read(fd, buf, len);
+	err = errno;
+	sfs_grace_busy(fs);
+	errno = err;
 
 	/* INIT is the first request and never arrives through splice */
 	if (r >= IN_HDR_LEN + INIT_IN_FLAGS2 + 4 && !fs->pt.init_seen &&
@@ -186,12 +195,28 @@ static ssize_t pt_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_
 	return splice(fdin, offin, fdout, offout, len, flags);
 }
 
+/* A request thread waits here (or in pt_read) for its next request: it
+ * uses no fd of a node meanwhile (prune.c). */
+static ssize_t pt_receive(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+			  unsigned int flags, void *userdata)
+{
+	ssize_t r;
+	int err;
+
+	sfs_grace_idle(userdata);
+	r = splice(fdin, offin, fdout, offout, len, flags);
+	err = errno;
+	sfs_grace_busy(userdata);
+	errno = err;
+	return r;
+}
+
 int sfs_pt_setup(struct sfs_fs *fs, struct fuse_session *se)
 {
 	static const struct fuse_custom_io io = {
 	    .writev = pt_writev,
 	    .read = pt_read,
-	    .splice_receive = pt_splice,
+	    .splice_receive = pt_receive,
 	    .splice_send = pt_splice,
 	};
 

@@ -34,7 +34,154 @@
 struct victim {
 	struct sfs_node *n;
 	uint64_t tick;
+	int fds; /* what dropping it gives back */
 };
+
+/* ---- the grace: when an fd taken from a directory may be closed ---- */
+
+/* A request thread's progress: its count is odd while it runs a request.
+ * The pruner takes a directory's fds away (sfs_lower), notes the counts,
+ * and closes the fds once every thread that was running a request then
+ * has moved on: no request may still be using one. */
+struct sfs_grace_slot {
+	uint64_t seq; /* written by its thread only (atomic) */
+	bool used;    /* taken by a thread (atomic) */
+} __attribute__((aligned(64)));
+
+static __thread struct sfs_grace_slot *my_slot;
+static __thread bool my_slotless;
+
+static void slot_release(void *p)
+{
+	struct sfs_grace_slot *s = p;
+
+	if (s->seq & 1)
+		__atomic_store_n(&s->seq, s->seq + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->used, false, __ATOMIC_RELEASE);
+}
+
+static struct sfs_grace_slot *thread_slot(struct sfs_fs *fs)
+{
+	if (my_slot || my_slotless || !fs->prune.slots)
+		return my_slot;
+	for (int i = 0; i < SFS_GRACE_SLOTS && !my_slot; i++) {
+		bool no = false;
+		if (__atomic_compare_exchange_n(&fs->prune.slots[i].used, &no, true, false,
+						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			my_slot = &fs->prune.slots[i];
+	}
+	if (my_slot && pthread_setspecific(fs->prune.slot_key, my_slot) == 0)
+		return my_slot;
+	if (my_slot)
+		slot_release(my_slot);
+	my_slot = NULL;
+	/* the pruner cannot tell when this thread is done with an fd: it
+	 * leaves directories' fds alone from now on */
+	my_slotless = true;
+	__atomic_add_fetch(&fs->prune.unslotted, 1, __ATOMIC_RELAXED);
+	su_warn("more than %d request threads: directories keep their fds", SFS_GRACE_SLOTS);
+	return NULL;
+}
+
+void sfs_grace_idle(struct sfs_fs *fs)
+{
+	struct sfs_grace_slot *s = thread_slot(fs);
+
+	/* what this request read is no longer used */
+	if (s && (s->seq & 1))
+		__atomic_store_n(&s->seq, s->seq + 1, __ATOMIC_RELEASE);
+}
+
+void sfs_grace_busy(struct sfs_fs *fs)
+{
+	struct sfs_grace_slot *s = thread_slot(fs);
+
+	if (s && !(s->seq & 1)) {
+		__atomic_store_n(&s->seq, s->seq + 1, __ATOMIC_RELAXED);
+		/* seen by the pruner before the request reads any fd it may
+		 * take away (it takes, fences, then reads the counts) */
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	}
+}
+
+/* Notes the running requests, after fds were taken. */
+static void grace_start(struct sfs_fs *fs)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	for (int i = 0; i < SFS_GRACE_SLOTS; i++)
+		fs->prune.snap[i] = __atomic_load_n(&fs->prune.slots[i].seq, __ATOMIC_ACQUIRE);
+}
+
+static bool grace_over(struct sfs_fs *fs)
+{
+	for (int i = 0; i < SFS_GRACE_SLOTS; i++)
+		if ((fs->prune.snap[i] & 1) &&
+		    __atomic_load_n(&fs->prune.slots[i].seq, __ATOMIC_ACQUIRE) == fs->prune.snap[i])
+			return false;
+	return true;
+}
+
+/* Closes the fds taken once the grace is over, waiting up to ms for it;
+ * a request that takes longer leaves them for the next try.  Fds taken
+ * later share the grace noted then, which covers the earlier ones too. */
+static void closing_retire(struct sfs_fs *fs, int ms)
+{
+	for (int i = 0; fs->prune.nclosing && !grace_over(fs); i++) {
+		if (i >= ms)
+			return;
+		nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+	}
+	while (fs->prune.nclosing)
+		close(fs->prune.closing[--fs->prune.nclosing]);
+}
+
+/* The lower fds of directory n the pruner may take: not those of layers
+ * whose inode numbers cannot tell the object again. */
+static int takable(struct sfs_fs *fs, struct sfs_node *n)
+{
+	int k = 0;
+
+	if (!S_ISDIR(n->type) || !n->lowpath || n == fs->root || !fs->prune.slots ||
+	    __atomic_load_n(&fs->prune.unslotted, __ATOMIC_RELAXED))
+		return 0;
+	for (int i = 0; i < n->nlow; i++)
+		k += !fs->layers[n->low[i].layer].pin &&
+		     __atomic_load_n(&n->low[i].fd, __ATOMIC_RELAXED) >= 0;
+	return k;
+}
+
+/* Takes directory n's lower fds away, to close after the grace: the
+ * kernel keeps the directory, and its next request opens them again. */
+static int take_dir_fds(struct sfs_fs *fs, struct sfs_node *n)
+{
+	size_t need = fs->prune.nclosing + (size_t)n->nlow;
+	int k = 0;
+
+	if (need > fs->prune.closing_cap) {
+		size_t cap = need * 2;
+		int *c = realloc(fs->prune.closing, cap * sizeof(*c));
+		if (!c)
+			return 0;
+		fs->prune.closing = c;
+		fs->prune.closing_cap = cap;
+	}
+	for (int i = 0; i < n->nlow; i++) {
+		int fd;
+
+		if (fs->layers[n->low[i].layer].pin)
+			continue;
+		fd = __atomic_exchange_n(&n->low[i].fd, -1, __ATOMIC_SEQ_CST);
+		if (fd >= 0) {
+			fs->prune.closing[fs->prune.nclosing++] = fd;
+			k++;
+		}
+	}
+	__atomic_sub_fetch(&n->fds, k, __ATOMIC_RELAXED);
+	sfs_prune_account(fs, -k);
+	return k;
+}
+
+/* ---- pruning ---- */
 
 static int by_tick(const void *a, const void *b)
 {
@@ -293,34 +440,43 @@ static bool spare_mount_points(struct sfs_fs *fs, struct spared *sp)
 	return ok;
 }
 
-/* Idle nodes, oldest first, each with a reference taken: as many as
- * should free the fds above the low mark. */
+/* Nodes to drop, least recently used first, each with a reference taken:
+ * as many as should free the fds above the low mark.  Idle files and
+ * symlinks are dropped from the kernel's cache; directories only give up
+ * their lower fds (the kernel keeps them: dropping one would wait for
+ * every lookup in its parent, and what is mounted on it would go). */
 static size_t pick(struct sfs_fs *fs, long fds, long target, struct victim **out)
 {
 	struct sfs_node *n, *tmp;
 	struct victim *v;
-	size_t nv = 0, nodes, want;
+	size_t nv = 0, nodes;
 
 	pthread_mutex_lock(&fs->table_lock);
 	nodes = HASH_COUNT(fs->nodes);
 	v = calloc(nodes + 1, sizeof(*v));
 	if (v) {
+		long sum = 0;
+
 		HASH_ITER(hh, fs->nodes, n, tmp)
 		{
-			/* directories are few, and dropping one would wait for
-			 * every lookup in its parent */
-			if (n->refs == 0 && n->nlookup > 0 && n != fs->root && !n->unlinked &&
-			    !S_ISDIR(n->type) && __atomic_load_n(&n->fds, __ATOMIC_RELAXED) > 0)
-				v[nv++] = (struct victim){n, n->tick};
+			int k = takable(fs, n);
+			uint64_t used = __atomic_load_n(&n->used, __ATOMIC_RELAXED);
+
+			if (k > 0)
+				v[nv++] = (struct victim){n, n->tick > used ? n->tick : used, k};
+			else if (n->refs == 0 && n->nlookup > 0 && n != fs->root && !n->unlinked &&
+				 !S_ISDIR(n->type) && __atomic_load_n(&n->fds, __ATOMIC_RELAXED) > 0)
+				v[nv++] = (struct victim){n, n->tick, n->fds};
 		}
-		/* the average fds of the nodes that hold any tells how many
-		 * to drop */
-		want = (size_t)((fds - target) * (long)nv / fds) + 1;
 		qsort(v, nv, sizeof(*v), by_tick);
-		if (nv > want)
-			nv = want;
-		for (size_t i = 0; i < nv; i++)
+		for (size_t i = 0; i < nv; i++) {
+			if (sum >= fds - target) {
+				nv = i;
+				break;
+			}
+			sum += v[i].fds;
 			v[i].n->refs++;
+		}
 	}
 	pthread_mutex_unlock(&fs->table_lock);
 	*out = v;
@@ -370,6 +526,11 @@ static size_t prune_once(struct sfs_fs *fs, bool forced, struct spared *sp)
 		struct sfs_node *n = v[i].n, *p = NULL;
 		char *name = NULL;
 
+		if (S_ISDIR(n->type)) {
+			dropped += take_dir_fds(fs, n) > 0;
+			sfs_node_unref(fs, n);
+			continue;
+		}
 		/* a round takes a while: what was mounted since counts too */
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (ns_between(&last, &now) > every) {
@@ -408,6 +569,10 @@ static size_t prune_once(struct sfs_fs *fs, bool forced, struct spared *sp)
 		sfs_node_unref(fs, n);
 	}
 	free(v);
+	if (fs->prune.nclosing) {
+		grace_start(fs);
+		closing_retire(fs, forced ? 1000 : 100);
+	}
 	su_debug("pruned %zu of %zu nodes (%ld fds)", dropped, nv, fds);
 	return dropped;
 }
@@ -442,8 +607,17 @@ static void *prune_thread(void *arg)
 		    (idle || __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED) <= fs->prune.high)) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 2;
+			/* soon, if fds wait for a long request to end */
+			if (fs->prune.nclosing)
+				ts.tv_nsec += 10 * 1000 * 1000;
+			else
+				ts.tv_sec += 2;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
 			pthread_cond_timedwait(&fs->prune.wake, &fs->prune.lock, &ts);
+			closing_retire(fs, 0);
 			trim(fs, &peak);
 			idle = false;
 			continue;
@@ -471,6 +645,9 @@ static void close_fds(struct sfs_fs *fs)
 	fs->prune.proc = fs->prune.scanfd = -1;
 	while (fs->prune.nreserve > 0)
 		close(fs->prune.reserve[--fs->prune.nreserve]);
+	/* the loop has ended: no request uses them */
+	while (fs->prune.nclosing)
+		close(fs->prune.closing[--fs->prune.nclosing]);
 }
 
 int sfs_prune_start(struct sfs_fs *fs, struct fuse_session *se)
@@ -487,6 +664,19 @@ int sfs_prune_start(struct sfs_fs *fs, struct fuse_session *se)
 	int r;
 
 	fs->prune.se = se;
+	fs->prune.slots = aligned_alloc(64, SFS_GRACE_SLOTS * sizeof(*fs->prune.slots));
+	fs->prune.snap = calloc(SFS_GRACE_SLOTS, sizeof(*fs->prune.snap));
+	fs->prune.slot_key_made = fs->prune.slots && fs->prune.snap &&
+				  pthread_key_create(&fs->prune.slot_key, slot_release) == 0;
+	if (fs->prune.slot_key_made) {
+		memset(fs->prune.slots, 0, SFS_GRACE_SLOTS * sizeof(*fs->prune.slots));
+	} else {
+		/* directories keep their fds */
+		free(fs->prune.slots);
+		free(fs->prune.snap);
+		fs->prune.slots = NULL;
+		fs->prune.snap = NULL;
+	}
 	fs->prune.proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	fs->prune.scanfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (fs->prune.proc < 0)
@@ -521,6 +711,15 @@ void sfs_prune_stop(struct sfs_fs *fs)
 	pthread_join(fs->prune.thread, NULL);
 	fs->prune.running = false;
 	close_fds(fs);
+	if (fs->prune.slot_key_made)
+		pthread_key_delete(fs->prune.slot_key);
+	free(fs->prune.slots);
+	free(fs->prune.snap);
+	free(fs->prune.closing);
+	fs->prune.slots = NULL;
+	fs->prune.snap = NULL;
+	fs->prune.closing = NULL;
+	fs->prune.slot_key_made = false;
 }
 
 void sfs_prune_account(struct sfs_fs *fs, long delta)
@@ -552,6 +751,9 @@ bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir)
 	 * request takes an fd from the reserve instead */
 	if (dir && __atomic_load_n(&fs->prune.notifying, __ATOMIC_ACQUIRE) == dir)
 		return reserve_give(fs);
+	/* the request holds no fd of a node while it waits (ops.c retries
+	 * it from the start): the pruner need not wait for it */
+	sfs_grace_idle(fs);
 	pthread_mutex_lock(&fs->prune.lock);
 	for (int i = 0; dir && slot < 0 && i < SFS_PRUNE_BUSY; i++)
 		if (!fs->prune.busy[i])
@@ -569,5 +771,6 @@ bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir)
 		fs->prune.busy[slot] = NULL;
 		pthread_mutex_unlock(&fs->prune.lock);
 	}
+	sfs_grace_busy(fs);
 	return true;
 }

@@ -141,8 +141,12 @@ static int build(struct sfs_fs *fs, struct sfs_node *n, struct builder *b, bool 
 		bool exact = n->nlow > 0 || sfs_getox(fs, up, "impure", v, sizeof(v)) > 0;
 		r = scan_layer(fs, n, up, 0, -1, exact, b, stop_at_first);
 	}
-	for (int i = 0; i < n->nlow && r == 0; i++)
-		r = scan_layer(fs, n, n->low[i].fd, n->low[i].layer, i, false, b, stop_at_first);
+	for (int i = 0; i < n->nlow && r == 0; i++) {
+		_cleanup_close_ int tmp = -1;
+		int fd = sfs_node_lowdir(fs, n, &n->low[i], &tmp);
+
+		r = fd < 0 ? fd : scan_layer(fs, n, fd, n->low[i].layer, i, false, b, stop_at_first);
+	}
 	return r;
 }
 

@@ -88,11 +88,14 @@ struct sfs_layer {
 };
 
 /* One lower object of a node.  Directories hold an O_PATH fd of each of
- * their lowers; other nodes hold none (a walk would otherwise keep one fd
- * per file): theirs is opened by its path below the layer root when
- * needed, and must still be the inode found by the lookup. */
+ * their lowers while they are in use; other nodes hold none (a walk would
+ * otherwise keep one fd per file): theirs is opened by its path below the
+ * layer root when needed, and must still be the inode found by the
+ * lookup.  A directory's fd may be taken away by the pruner (prune.c) and
+ * is then opened again the same way (sfs_node_lowdir); it is read with
+ * atomic loads, and a request may use what it read until it ends. */
 struct sfs_lower {
-	int fd;	   /* O_PATH, owned by the node; -1 for non-directories */
+	int fd;	   /* O_PATH, owned by the node, or -1 */
 	int layer; /* index into fs->layers */
 	ino_t ino; /* st_ino in the layer */
 };
@@ -124,11 +127,13 @@ struct sfs_node {
 	unsigned pt_opens, cached_opens;
 	bool pt_used;  /* passthrough I/O since the last cached open */
 	uint64_t tick; /* fs->tick at the last lookup (table_lock) */
+	uint64_t used; /* fs->tick when its lower dir fds were last used (atomic) */
 	int fds;       /* fds counted for prune.c: at publish, +1 at copy-up */
 };
 
 #define SFS_PRUNE_BUSY	  32 /* the most request threads */
 #define SFS_PRUNE_RESERVE 16
+#define SFS_GRACE_SLOTS	  256 /* request threads tracked */
 
 struct sfs_fs {
 	struct sfs_opts *o;
@@ -173,8 +178,18 @@ struct sfs_fs {
 		int proc, scanfd;	    /* /proc, and an fd to give up to read it */
 		/* fds held back for requests the pruner cannot help (lock) */
 		int reserve[SFS_PRUNE_RESERVE], nreserve;
-	} prune;		 /* prune.c */
-	uint64_t tick;		 /* lookups so far (table_lock) */
+		/* where each request thread is (its own slot), so that fds
+		 * taken from directories are closed once no request that may
+		 * have read them is still running */
+		struct sfs_grace_slot *slots; /* SFS_GRACE_SLOTS */
+		pthread_key_t slot_key;
+		bool slot_key_made;
+		int unslotted;	     /* threads that found no slot (atomic) */
+		int *closing;	     /* fds taken, to close after the grace */
+		size_t nclosing, closing_cap;
+		uint64_t *snap; /* the slots' counts when they were taken */
+	} prune;		/* prune.c */
+	uint64_t tick;		 /* lookups so far (written under table_lock) */
 	pthread_key_t read_pipe; /* file.c */
 };
 
@@ -274,6 +289,10 @@ int sfs_node_lowfd(struct sfs_fs *fs, struct sfs_node *n, int *tmp);
 /* fd holding n's attributes (upper, else top lower) or its data; as for
  * sfs_node_lowfd, *tmp is the caller's to close. */
 int sfs_node_metafd(struct sfs_fs *fs, struct sfs_node *n, int *tmp);
+/* An O_PATH fd of directory n's lower l (one of n->low): the one it holds,
+ * else one opened by its path, which n holds from then on, or which is
+ * the caller's to close (*tmp) while the daemon is short of fds. */
+int sfs_node_lowdir(struct sfs_fs *fs, struct sfs_node *n, struct sfs_lower *l, int *tmp);
 /* A new fd of n's data opened with flags (upper data, else the lower). */
 int sfs_node_open_data(struct sfs_fs *fs, struct sfs_node *n, int flags);
 int sfs_node_open_lower(struct sfs_fs *fs, struct sfs_node *n, int flags);
@@ -464,6 +483,10 @@ bool sfs_prune_pressure(struct sfs_fs *fs);
 /* After EMFILE in a request that holds dir (or NULL) locked in the kernel:
  * prunes now and waits a little; true if it is worth a retry. */
 bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir);
+/* A request thread is about to wait for its next request, or has one
+ * (passthrough.c's receive hooks call these). */
+void sfs_grace_idle(struct sfs_fs *fs);
+void sfs_grace_busy(struct sfs_fs *fs);
 
 /* ---- xattr.c ---- */
 
