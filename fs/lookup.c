@@ -156,8 +156,8 @@ static int add_lower(struct sfs_res *res, int fd, int layer, ino_t ino)
 
 /* A lower non-directory: no fd, unless its layer's inode numbers cannot
  * tell it again later. */
-static int add_file(struct sfs_fs *fs, struct sfs_res *res, int dirfd, int layer,
-		    const char *name, const struct stat *st)
+static int add_file(struct sfs_fs *fs, struct sfs_res *res, int dirfd, int layer, const char *name,
+		    const struct stat *st)
 {
 	int fd = -1;
 
@@ -182,9 +182,8 @@ static bool has_oci_whiteout(int dirfd, const char *name)
 /* Looks for name in the candidate lower dirs, which are owner's lowers
  * (NULL: dirs that hold their fds); want_dirs collects the stack of a
  * merged directory, otherwise the first object is taken. */
-static int scan_lowers(struct sfs_fs *fs, struct sfs_node *owner, struct sfs_lower *dirs,
-		       int ndirs, const char *name, bool upper_dir, bool upper_nondir,
-		       struct sfs_res *res)
+static int scan_lowers(struct sfs_fs *fs, struct sfs_node *owner, struct sfs_lower *dirs, int ndirs,
+		       const char *name, bool upper_dir, bool upper_nondir, struct sfs_res *res)
 {
 	if (su_str_has_prefix(name, ".wh."))
 		return 0;

@@ -465,7 +465,8 @@ static size_t pick(struct sfs_fs *fs, long fds, long target, struct victim **out
 			if (k > 0)
 				v[nv++] = (struct victim){n, n->tick > used ? n->tick : used, k};
 			else if (n->refs == 0 && n->nlookup > 0 && n != fs->root && !n->unlinked &&
-				 !S_ISDIR(n->type) && __atomic_load_n(&n->fds, __ATOMIC_RELAXED) > 0)
+				 !S_ISDIR(n->type) &&
+				 __atomic_load_n(&n->fds, __ATOMIC_RELAXED) > 0)
 				v[nv++] = (struct victim){n, n->tick, n->fds};
 		}
 		qsort(v, nv, sizeof(*v), by_tick);

@@ -145,7 +145,8 @@ static int build(struct sfs_fs *fs, struct sfs_node *n, struct builder *b, bool 
 		_cleanup_close_ int tmp = -1;
 		int fd = sfs_node_lowdir(fs, n, &n->low[i], &tmp);
 
-		r = fd < 0 ? fd : scan_layer(fs, n, fd, n->low[i].layer, i, false, b, stop_at_first);
+		r = fd < 0 ? fd
+			   : scan_layer(fs, n, fd, n->low[i].layer, i, false, b, stop_at_first);
 	}
 	return r;
 }

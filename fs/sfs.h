@@ -184,11 +184,11 @@ struct sfs_fs {
 		struct sfs_grace_slot *slots; /* SFS_GRACE_SLOTS */
 		pthread_key_t slot_key;
 		bool slot_key_made;
-		int unslotted;	     /* threads that found no slot (atomic) */
-		int *closing;	     /* fds taken, to close after the grace */
+		int unslotted; /* threads that found no slot (atomic) */
+		int *closing;  /* fds taken, to close after the grace */
 		size_t nclosing, closing_cap;
-		uint64_t *snap; /* the slots' counts when they were taken */
-	} prune;		/* prune.c */
+		uint64_t *snap;	 /* the slots' counts when they were taken */
+	} prune;		 /* prune.c */
 	uint64_t tick;		 /* lookups so far (written under table_lock) */
 	pthread_key_t read_pipe; /* file.c */
 };
