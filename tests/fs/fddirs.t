@@ -46,11 +46,7 @@ for i in $(seq 1 $NDIRS); do
 done | LC_ALL=C sort >"$T/want"
 
 OPTS=lowerdir=$T/l1:$T/l2:$T/l3,upperdir=$T/upper,workdir=$T/work
-echo "$T/mnt" >>"$T/.mounts"
-prlimit --nofile=$LIMIT "$STRATA_FS" -f -o "$OPTS" "$T/mnt" 2>"$T/d.err" &
-D=$!
-echo $D >>"$T/.pids"
-for _ in $(seq 200); do mountpoint -q "$T/mnt" && break; sleep 0.05; done
+mount_limited $LIMIT "$OPTS"
 t_ok "mount under prlimit --nofile=$LIMIT" mountpoint -q "$T/mnt"
 
 # The daemon's fds, sampled every 20 ms while the test runs.

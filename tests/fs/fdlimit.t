@@ -24,11 +24,7 @@ done
 NFILES=3000
 OPTS=lowerdir=$T/lower,upperdir=$T/upper,workdir=$T/work
 
-echo "$T/mnt" >>"$T/.mounts"
-prlimit --nofile=$LIMIT "$STRATA_FS" -f -o "$OPTS" "$T/mnt" 2>"$T/d.err" &
-D=$!
-echo $D >>"$T/.pids"
-for _ in $(seq 200); do mountpoint -q "$T/mnt" && break; sleep 0.05; done
+mount_limited $LIMIT "$OPTS"
 t_ok "mount under prlimit --nofile=$LIMIT" mountpoint -q "$T/mnt"
 
 fds() {

@@ -9,6 +9,8 @@
 #   mk_opaque DIR           overlayfs opaque xattr in this mode's namespace
 #   upper_type PATH         "whiteout", "file", "dir", "symlink" or "none"
 #   blocks PATH             allocated 512-byte blocks
+#   mount_limited N OPTS    mounts $T/mnt with the daemon under prlimit
+#                           --nofile=N (its stderr in $T/d.err, its pid in D)
 
 fs_need_sfs() {
 	[ -x "$STRATA_FS" ] || t_skip_all "strata-fs binary $STRATA_FS not built"
@@ -66,4 +68,12 @@ blocks() {
 # The content of a regular file, or a marker saying why it cannot be read.
 cat_or() {
 	cat "$1" 2>/dev/null || echo "<unreadable>"
+}
+
+mount_limited() {
+	echo "$T/mnt" >>"$T/.mounts"
+	prlimit --nofile="$1" "$STRATA_FS" -f -o "$2" "$T/mnt" 2>"$T/d.err" &
+	D=$!
+	echo $D >>"$T/.pids"
+	for _ in $(seq 200); do mountpoint -q "$T/mnt" && break; sleep 0.05; done
 }
