@@ -4,7 +4,6 @@
  * is innermost and held only for table and counter updates. */
 #include "fs/sfs.h"
 
-#include <fcntl.h>
 #include <string.h>
 
 struct sfs_node *sfs_node_get(struct sfs_fs *fs, fuse_ino_t nodeid)
@@ -44,28 +43,21 @@ int sfs_node_metafd(struct sfs_fs *fs, struct sfs_node *n, int *tmp)
 
 int sfs_node_lowdir(struct sfs_fs *fs, struct sfs_node *n, struct sfs_lower *l, int *tmp)
 {
-	int fd = __atomic_load_n(&l->fd, __ATOMIC_ACQUIRE), mine, held = -1;
+	int held = -1, fd = sfs_lower_fd(fs, l, n->lowpath, tmp);
 
-	*tmp = -1;
 	__atomic_store_n(&n->used, __atomic_load_n(&fs->tick, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
-	if (fd >= 0)
+	/* Opened again (the pruner took it): n keeps it, unless the daemon
+	 * is short of fds -- a walk reopens the directories faster than the
+	 * pruner takes them back -- or another request was first, with an
+	 * fd of the same object. */
+	if (*tmp < 0 || sfs_prune_pressure(fs) ||
+	    !__atomic_compare_exchange_n(&l->fd, &held, fd, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
 		return fd;
-	/* the pruner took it: open it again, by its path, and keep it */
-	mine = sfs_lower_open(fs, l, n->lowpath, O_PATH | O_DIRECTORY);
-	if (mine < 0)
-		return mine;
-	/* Short of fds, it is this request's only: a walk reopens the
-	 * directories faster than the pruner takes them back.  Else another
-	 * request may have been first, with an fd of the same object. */
-	if (sfs_prune_pressure(fs) ||
-	    !__atomic_compare_exchange_n(&l->fd, &held, mine, false, __ATOMIC_ACQ_REL,
-					 __ATOMIC_ACQUIRE)) {
-		*tmp = mine;
-		return mine;
-	}
+	*tmp = -1;
 	__atomic_add_fetch(&n->fds, 1, __ATOMIC_RELAXED);
 	sfs_prune_account(fs, 1);
-	return mine;
+	return fd;
 }
 
 int sfs_node_open_data(struct sfs_fs *fs, struct sfs_node *n, int flags)

@@ -112,7 +112,7 @@ int sfs_lower_fd(struct sfs_fs *fs, const struct sfs_lower *l, const char *path,
 	*tmp = -1;
 	if (fd >= 0)
 		return fd;
-	*tmp = open_by_path(fs, l, path, O_PATH, &(struct stat){0});
+	*tmp = sfs_lower_open(fs, l, path, O_PATH);
 	return *tmp;
 }
 

@@ -667,9 +667,8 @@ int sfs_prune_start(struct sfs_fs *fs, struct fuse_session *se)
 	fs->prune.se = se;
 	fs->prune.slots = aligned_alloc(64, SFS_GRACE_SLOTS * sizeof(*fs->prune.slots));
 	fs->prune.snap = calloc(SFS_GRACE_SLOTS, sizeof(*fs->prune.snap));
-	fs->prune.slot_key_made = fs->prune.slots && fs->prune.snap &&
-				  pthread_key_create(&fs->prune.slot_key, slot_release) == 0;
-	if (fs->prune.slot_key_made) {
+	if (fs->prune.slots && fs->prune.snap &&
+	    pthread_key_create(&fs->prune.slot_key, slot_release) == 0) {
 		memset(fs->prune.slots, 0, SFS_GRACE_SLOTS * sizeof(*fs->prune.slots));
 	} else {
 		/* directories keep their fds */
@@ -712,7 +711,7 @@ void sfs_prune_stop(struct sfs_fs *fs)
 	pthread_join(fs->prune.thread, NULL);
 	fs->prune.running = false;
 	close_fds(fs);
-	if (fs->prune.slot_key_made)
+	if (fs->prune.slots)
 		pthread_key_delete(fs->prune.slot_key);
 	free(fs->prune.slots);
 	free(fs->prune.snap);
@@ -720,7 +719,6 @@ void sfs_prune_stop(struct sfs_fs *fs)
 	fs->prune.slots = NULL;
 	fs->prune.snap = NULL;
 	fs->prune.closing = NULL;
-	fs->prune.slot_key_made = false;
 }
 
 void sfs_prune_account(struct sfs_fs *fs, long delta)

@@ -182,10 +182,9 @@ struct sfs_fs {
 		 * taken from directories are closed once no request that may
 		 * have read them is still running */
 		struct sfs_grace_slot *slots; /* SFS_GRACE_SLOTS */
-		pthread_key_t slot_key;
-		bool slot_key_made;
-		int unslotted; /* threads that found no slot (atomic) */
-		int *closing;  /* fds taken, to close after the grace */
+		pthread_key_t slot_key;	      /* made when slots is not NULL */
+		int unslotted;		      /* threads that found no slot (atomic) */
+		int *closing;		      /* fds taken, to close after the grace */
 		size_t nclosing, closing_cap;
 		uint64_t *snap;	 /* the slots' counts when they were taken */
 	} prune;		 /* prune.c */
