@@ -216,13 +216,19 @@ int sfs_read_to_pipe(struct sfs_fs *fs, int fd, size_t size, off_t off, size_t *
 		return -ENOBUFS;
 	while (*got < size) {
 		loff_t at = off + (off_t)*got;
-		ssize_t n = splice(fd, &at, rp->fd[1], NULL, size - *got, 0);
+		/* The pipe holds a page or a piece of one per slot, not
+		 * cap bytes: a file growing while the kernel reads ahead
+		 * ends a splice on a partial page, and the next one may
+		 * find every slot taken.  Never wait for room no one will
+		 * make: the read goes through a buffer instead. */
+		ssize_t n = splice(fd, &at, rp->fd[1], NULL, size - *got, SPLICE_F_NONBLOCK);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			int e = errno;
 			sfs_read_pipe_drain(fs);
-			return e == EINVAL ? -ENOBUFS : -e; /* no splice from it */
+			/* EINVAL: no splice from it; EAGAIN: the pipe is full */
+			return e == EINVAL || e == EAGAIN ? -ENOBUFS : -e;
 		}
 		if (n == 0) {
 			/* FUSE ends a splice early on an error: only a read
