@@ -77,3 +77,17 @@ mount_limited() {
 	echo $D >>"$T/.pids"
 	for _ in $(seq 200); do mountpoint -q "$T/mnt" && break; sleep 0.05; done
 }
+
+# start_debug OPTS: the daemon in the foreground, its debug log in $T/d.log
+start_debug() {
+	mkdir -p "$T/mnt"
+	echo "$T/mnt" >>"$T/.mounts"
+	"$STRATA_FS" -d -o "$1" "$T/mnt" >"$T/d.log" 2>&1 &
+	echo $! >>"$T/.pids"
+	for _ in $(seq 200); do mountpoint -q "$T/mnt" && return 0; sleep 0.05; done
+	return 1
+}
+# requests of one kind the daemon has seen so far
+seen() {
+	grep -c "opcode: $1 " "$T/d.log"
+}

@@ -94,21 +94,14 @@ fi
 
 # The kernel hands the job over: writes no longer ask for the capability
 # each time.
-start_debug() {
-	echo "$M" >>"$T/.mounts"
-	"$STRATA_FS" -d -o "lowerdir=$L,upperdir=$T/upper,workdir=$T/work,passthrough=0" "$M" >"$T/d.log" 2>&1 &
-	echo $! >>"$T/.pids"
-	for _ in $(seq 200); do mountpoint -q "$M" && return 0; sleep 0.05; done
-	return 1
-}
-t_ok "mount with debug output" start_debug
+t_ok "mount with debug output" start_debug "lowerdir=$L,upperdir=$T/upper,workdir=$T/work,passthrough=0"
 stat "$M" >/dev/null # the INIT exchange is over once a request is answered
 if grep -q "killpriv: the daemon clears set-id bits" "$T/d.log"; then
-	g0=$(grep -c 'opcode: GETXATTR ' "$T/d.log")
-	w0=$(grep -c 'opcode: WRITE ' "$T/d.log")
+	g0=$(seen GETXATTR)
+	w0=$(seen WRITE)
 	for _ in 1 2 3 4; do echo x >>"$M/f7"; done
-	t_is "$(($(grep -c 'opcode: WRITE ' "$T/d.log") - w0))" 4 "four appends: four WRITEs"
-	g=$(($(grep -c 'opcode: GETXATTR ' "$T/d.log") - g0))
+	t_is "$(($(seen WRITE) - w0))" 4 "four appends: four WRITEs"
+	g=$(($(seen GETXATTR) - g0))
 	t_ok "and at most one GETXATTR (got $g)" test "$g" -le 1
 else
 	t_skip "no GETXATTR on writes" "the kernel did not offer FUSE_HANDLE_KILLPRIV_V2"

@@ -24,20 +24,6 @@ head -c 3M /dev/urandom >"$T/lower/big"
 echo "to read" >"$T/lower/reader"
 OPTS=lowerdir=$T/lower,upperdir=$T/upper,workdir=$T/work
 
-# start_debug OPTS: the daemon in the foreground, its debug log in $T/d.log
-start_debug() {
-	mkdir -p "$T/mnt"
-	echo "$T/mnt" >>"$T/.mounts"
-	"$STRATA_FS" -d -o "$1" "$T/mnt" >"$T/d.log" 2>&1 &
-	echo $! >>"$T/.pids"
-	for _ in $(seq 200); do mountpoint -q "$T/mnt" && return 0; sleep 0.05; done
-	return 1
-}
-# requests of one kind the daemon has seen so far
-seen() {
-	grep -c "opcode: $1 " "$T/d.log"
-}
-
 t_ok "mount with debug output" start_debug "$OPTS"
 if grep -q "passthrough: not offered" "$T/d.log"; then
 	t_umount "$T/mnt"
