@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -67,6 +68,8 @@ static int open_layer(struct sfs_fs *fs, struct sfs_layer *l, const char *path, 
 				 sfs.f_type == 0x2011bab0 /* exfat */ ||
 				 sfs.f_type == (typeof(sfs.f_type))0xff534d42 /* cifs */ ||
 				 sfs.f_type == (typeof(sfs.f_type))0xfe534d42 /* smb2 */;
+			l->quiet_close = sfs.f_type == EXT4_SUPER_MAGIC ||
+					 sfs.f_type == XFS_SUPER_MAGIC || sfs.f_type == TMPFS_MAGIC;
 		}
 		close(rfd);
 	}

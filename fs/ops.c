@@ -211,6 +211,15 @@ static int kill_privs(fuse_req_t req, fuse_ino_t ino, struct sfs_node *n, bool s
 	return r < 0 ? r : 0;
 }
 
+/* A close that can report nothing needs no FLUSH round trip (it ran
+ * op_flush's dup and close): one of a file opened read-only, or of one
+ * whose data is on an upper filesystem without a flush of its own.  The
+ * kernel sends it anyway with writeback caching, to write dirty pages. */
+static bool quiet_close(struct sfs_fs *fs, int flags)
+{
+	return (flags & O_ACCMODE) == O_RDONLY || (fs->upper && fs->upper->quiet_close);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_file *f;
@@ -236,8 +245,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* every change reaches the file through this mount, so the page
 	 * cache stays valid across opens, unless passthrough wrote behind it */
 	fi->keep_cache = !f->pt && sfs_pt_keep_cache(f);
-	/* closing a file opened read-only reports nothing: no FLUSH */
-	fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY;
+	fi->noflush = quiet_close(FS(req), fi->flags);
 	sfs_pt_arm(f->pt);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		sfs_release(FS(req), f);
@@ -269,6 +277,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return;
 	}
 	fi->fh = (uintptr_t)f;
+	fi->noflush = quiet_close(fs, fi->flags);
 	sfs_pt_arm(f->pt);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT)
 		sfs_release(fs, f);

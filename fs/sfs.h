@@ -85,6 +85,9 @@ struct sfs_layer {
 	/* its inode numbers may change once the kernel forgets an inode
 	 * (FUSE, FAT, SMB): nodes of its files hold an fd, as directories do */
 	bool pin;
+	/* close(2) never reports an error on its filesystem (no ->flush:
+	 * ext4, xfs, tmpfs): the kernel need not send FLUSH on a close */
+	bool quiet_close;
 };
 
 /* One lower object of a node.  Directories hold an O_PATH fd of each of
