@@ -80,7 +80,7 @@ static void present(struct sfs_fs *fs, struct sfs_node *n, int up, struct stat *
 	if (S_ISDIR(st->st_mode)) {
 		/* The link count of a merged directory is unknown without a
 		 * full listing; 1 tells find(1) not to count subdirectories. */
-		if (fs->o->static_nlink || n->nlow > 1 || (n->nlow && sfs_node_upper(n) >= 0))
+		if (fs->o->static_nlink || n->nlow > 1 || (n->nlow && sfs_node_has_upper(n)))
 			st->st_nlink = 1;
 	} else if (up >= 0 && n->indexed) {
 		st->st_nlink = recorded_nlink(fs, up, st);
@@ -91,10 +91,11 @@ static void present(struct sfs_fs *fs, struct sfs_node *n, int up, struct stat *
 
 int sfs_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
 {
-	int up = sfs_node_upper(n);
-	int r = up >= 0	  ? sfs_fstatat(up, "", st, 0)
-		: n->nlow ? sfs_lower_stat(fs, &n->low[0], n->lowpath, st)
-			  : -EIO;
+	int up = sfs_node_upper(fs, n);
+	int r = up >= 0		? sfs_fstatat(up, "", st, 0)
+		: up != -ENOENT ? up
+		: n->nlow	? sfs_lower_stat(fs, &n->low[0], n->lowpath, st)
+				: -EIO;
 
 	if (r < 0)
 		return r;
@@ -104,7 +105,8 @@ int sfs_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
 
 void sfs_present_stat(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
 {
-	present(fs, n, sfs_node_upper(n), st);
+	/* (a directory's stat needs no fd of it) */
+	present(fs, n, S_ISDIR(n->type) ? -1 : sfs_node_upper(fs, n), st);
 }
 
 /* Whether process pid holds CAP_FSETID as the VFS counts it: in the
@@ -148,7 +150,7 @@ static bool caller_has_fsetid(pid_t pid)
  * CAP_FSETID (set-id bits stay).  1 when the mode changed. */
 static int kill_privs(struct sfs_fs *fs, struct sfs_node *n, bool fsetid)
 {
-	int up = sfs_node_upper(n), r, changed = 0;
+	int up = sfs_node_upper(fs, n), r, changed = 0;
 	mode_t kill = 0;
 	struct stat st;
 	ssize_t caps;
@@ -206,7 +208,9 @@ int sfs_setattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *attr, int va
 	}
 	if (r < 0)
 		return r;
-	up = sfs_node_upper(n);
+	up = sfs_node_upper(fs, n);
+	if (up < 0)
+		return up;
 	/* With killpriv the kernel asks for the bits to go before a write
 	 * instead of sending a new mode; libfuse 3.14 drops the flag that
 	 * says so (FATTR_KILL_SUIDGID), leaving a setattr that changes

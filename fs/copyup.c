@@ -252,6 +252,7 @@ done:
 	__atomic_store_n(&n->metacopy, meta, __ATOMIC_RELEASE);
 	n->indexed = indexed;
 	__atomic_store_n(&n->upper, fd, __ATOMIC_RELEASE);
+	__atomic_store_n(&n->has_upper, true, __ATOMIC_RELEASE);
 	/* the node holds one more fd: prune.c must count it, or a chmod -R
 	 * of a tree larger than the fd limit runs out (EMFILE) */
 	__atomic_add_fetch(&n->fds, 1, __ATOMIC_RELAXED);
@@ -311,14 +312,14 @@ int sfs_copy_up(struct sfs_fs *fs, struct sfs_node *n, enum sfs_cu how)
 	for (;;) {
 		struct sfs_node *parent;
 		char *name;
-		int r, up = sfs_node_upper(n);
+		bool up = sfs_node_has_upper(n);
+		int r, pup;
 
-		if (up >= 0 &&
-		    (how == SFS_CU_META || !__atomic_load_n(&n->metacopy, __ATOMIC_ACQUIRE)))
+		if (up && (how == SFS_CU_META || !__atomic_load_n(&n->metacopy, __ATOMIC_ACQUIRE)))
 			return 0;
 		if (!fs->upper)
 			return -EROFS;
-		if (up >= 0) {
+		if (up) {
 			pthread_mutex_lock(&n->lock);
 			r = n->metacopy ? copy_up_data(fs, n, how) : 0;
 			pthread_mutex_unlock(&n->lock);
@@ -337,16 +338,19 @@ int sfs_copy_up(struct sfs_fs *fs, struct sfs_node *n, enum sfs_cu how)
 			return -ENOENT; /* removed from the tree while open */
 		}
 		r = sfs_copy_up(fs, parent, SFS_CU_META);
+		/* (before n is locked: opening it again locks the nodes above) */
+		pup = r == 0 ? sfs_node_upper(fs, parent) : r;
+		r = pup < 0 ? pup : 0;
 		if (r == 0) {
 			pthread_mutex_lock(&n->lock);
 			if (n->parent != parent || strcmp(n->name ? n->name : "", name)) {
 				r = 1; /* renamed meanwhile: start again */
-			} else if (n->upper >= 0) {
+			} else if (n->has_upper) {
 				r = 0;
 				if (how != SFS_CU_META && n->metacopy)
 					r = copy_up_data(fs, n, how);
 			} else {
-				r = copy_up_new(fs, n, sfs_node_upper(parent), name, how);
+				r = copy_up_new(fs, n, pup, name, how);
 			}
 			pthread_mutex_unlock(&n->lock);
 		}

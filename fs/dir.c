@@ -101,7 +101,9 @@ int sfs_create_node(struct sfs_fs *fs, struct sfs_node *parent, const char *name
 	r = sfs_copy_up(fs, parent, SFS_CU_META);
 	if (r < 0)
 		return r;
-	pup = sfs_node_upper(parent);
+	pup = sfs_node_upper(fs, parent);
+	if (pup < 0)
+		return pup;
 	wh = upper_whiteout_at(pup, name);
 	if (wh < 0)
 		return wh;
@@ -168,7 +170,7 @@ fail:
 int sfs_link(struct sfs_fs *fs, struct sfs_node *n, struct sfs_node *parent, const char *name,
 	     struct fuse_entry_param *e)
 {
-	int r, pup, wh;
+	int r, up, pup, wh;
 
 	if (!fs->upper)
 		return -EROFS;
@@ -179,7 +181,10 @@ int sfs_link(struct sfs_fs *fs, struct sfs_node *n, struct sfs_node *parent, con
 		r = sfs_copy_up(fs, parent, SFS_CU_META);
 	if (r < 0)
 		return r;
-	pup = sfs_node_upper(parent);
+	up = sfs_node_upper(fs, n);
+	pup = sfs_node_upper(fs, parent);
+	if (up < 0 || pup < 0)
+		return up < 0 ? up : pup;
 	wh = upper_whiteout_at(pup, name);
 	if (wh < 0)
 		return wh;
@@ -187,14 +192,14 @@ int sfs_link(struct sfs_fs *fs, struct sfs_node *n, struct sfs_node *parent, con
 		_cleanup_free_ char *tmp = sfs_tmpname(fs);
 		if (!tmp)
 			return -ENOMEM;
-		r = sfs_linkat_fd(fs, sfs_node_upper(n), fs->workfd, tmp);
+		r = sfs_linkat_fd(fs, up, fs->workfd, tmp);
 		if (r == 0) {
 			r = sfs_renameat2(fs->workfd, tmp, pup, name, 0);
 			if (r < 0)
 				sfs_unlinkat(fs->workfd, tmp, 0);
 		}
 	} else {
-		r = sfs_linkat_fd(fs, sfs_node_upper(n), pup, name);
+		r = sfs_linkat_fd(fs, up, pup, name);
 	}
 	if (r < 0)
 		return r;
@@ -230,7 +235,12 @@ static int replace_with_whiteout(struct sfs_fs *fs, int pup, const char *name, b
 	}
 	if (r < 0)
 		return r;
-	return dir ? su_rm_rf_at(fs->workfd, tmp) : sfs_unlinkat(fs->workfd, tmp, 0);
+	/* done: what stays in the workdir is cleaned at the next mount */
+	if (dir)
+		su_rm_rf_at(fs->workfd, tmp);
+	else
+		sfs_unlinkat(fs->workfd, tmp, 0);
+	return 0;
 }
 
 /* Drops n's name when it is parent/name: a node of several names (a hard
@@ -245,14 +255,18 @@ static void drop_name(struct sfs_fs *fs, struct sfs_node *n, struct sfs_node *pa
 		sfs_node_drop_alias(fs, n);
 }
 
-/* Marks the node of ino as no longer reachable through parent/name. */
-static void forget_name(struct sfs_fs *fs, uint64_t ino, struct sfs_node *parent, const char *name)
+/* Marks the node of ino as no longer reachable through parent/name; up:
+ * an fd of its upper object, or -1. */
+static void forget_name(struct sfs_fs *fs, uint64_t ino, struct sfs_node *parent, const char *name,
+			int up)
 {
 	struct sfs_node *n = sfs_node_find(fs, ino, false);
 
 	if (!n)
 		return;
 	drop_name(fs, n, parent, name);
+	if (up >= 0)
+		sfs_node_keep_upper(fs, n, up);
 	sfs_node_unref(fs, n);
 }
 
@@ -261,6 +275,7 @@ static void res_view(struct sfs_res *res, struct sfs_node *v)
 {
 	memset(v, 0, sizeof(*v));
 	v->upper = res->upper;
+	v->has_upper = res->upper >= 0;
 	v->nlow = res->nlow;
 	v->low = res->low;
 	v->lowpath = res->lowpath;
@@ -288,7 +303,7 @@ static int copy_up_hardlinked(struct sfs_fs *fs, struct sfs_node *n)
 {
 	struct stat st;
 
-	if (S_ISDIR(n->type) || sfs_node_upper(n) >= 0 || !n->nlow || fs->indexfd < 0)
+	if (S_ISDIR(n->type) || sfs_node_has_upper(n) || !n->nlow || fs->indexfd < 0)
 		return 0;
 	if (sfs_lower_stat(fs, &n->low[0], n->lowpath, &st) < 0 || st.st_nlink < 2)
 		return 0;
@@ -337,9 +352,9 @@ static void drop_unused_index(struct sfs_fs *fs, int fd)
 static int link_up(struct sfs_fs *fs, struct sfs_node *n, int pup, const char *name)
 {
 	struct stat st;
-	int up = sfs_node_upper(n), r;
+	int up = S_ISDIR(n->type) ? -1 : sfs_node_upper(fs, n), r;
 
-	if (S_ISDIR(n->type) || up < 0 || sfs_fstatat(pup, name, &st, 0) != -ENOENT)
+	if (up < 0 || sfs_fstatat(pup, name, &st, 0) != -ENOENT)
 		return 0;
 	r = sfs_linkat_fd(fs, up, pup, name);
 	if (r == 0 && is_indexed(fs, n, up))
@@ -492,7 +507,11 @@ int sfs_unlink(struct sfs_fs *fs, struct sfs_node *parent, const char *name, boo
 	r = sfs_copy_up(fs, parent, SFS_CU_META);
 	if (r < 0)
 		goto out;
-	pup = sfs_node_upper(parent);
+	pup = sfs_node_upper(fs, parent);
+	if (pup < 0) {
+		r = pup;
+		goto out;
+	}
 	/* An upper entry is the real object unless it came from the index
 	 * for a name that only the lower has; an object found in a lower
 	 * needs no second look for one. */
@@ -511,7 +530,7 @@ int sfs_unlink(struct sfs_fs *fs, struct sfs_node *parent, const char *name, boo
 	if (r == 0 && !dir && res.upper >= 0 && (res.indexed || res.st.st_nlink > 1))
 		drop_unused_index(fs, res.upper);
 	if (r == 0)
-		forget_name(fs, res.ino, parent, name);
+		forget_name(fs, res.ino, parent, name, res.upper);
 out:
 	sfs_res_free(&res);
 	return r;
@@ -527,7 +546,9 @@ static int prepare_move(struct sfs_fs *fs, struct sfs_node *n, bool target_has_l
 
 	if (r < 0)
 		return r;
-	up = sfs_node_upper(n);
+	up = sfs_node_upper(fs, n);
+	if (up < 0)
+		return up;
 	if (n->nlow && n->lowpath && (S_ISDIR(n->type) || n->metacopy)) {
 		_cleanup_free_ char *rd = su_asprintf("/%s", n->lowpath);
 		if (!rd)
@@ -577,10 +598,11 @@ static int move_over_dir(struct sfs_fs *fs, int up1, const char *n1, int up2, co
 			 struct sfs_node *src, struct sfs_node *dst, bool src_lower)
 {
 	_cleanup_free_ char *old = NULL;
-	int r = upper_dir_whiteouts(sfs_node_upper(dst));
+	int dup = sfs_node_upper(fs, dst);
+	int r = dup < 0 ? dup : upper_dir_whiteouts(dup);
 
 	if (r > 0)
-		r = swap_in_empty(fs, up2, n2, sfs_node_upper(dst), &old);
+		r = swap_in_empty(fs, up2, n2, dup, &old);
 	if (r < 0)
 		return r;
 	r = move_upper(fs, up1, n1, up2, n2, S_ISDIR(src->type), src_lower);
@@ -592,10 +614,13 @@ static int move_over_dir(struct sfs_fs *fs, int up1, const char *n1, int up2, co
 static int do_rename(struct sfs_fs *fs, struct sfs_node *p1, const char *n1, struct sfs_node *p2,
 		     const char *n2, struct sfs_node *src, struct sfs_node *dst, unsigned flags)
 {
-	int up1 = sfs_node_upper(p1), up2 = sfs_node_upper(p2);
+	int up1 = sfs_node_upper(fs, p1), up2 = sfs_node_upper(fs, p2);
 	bool src_lower = sfs_lower_has(fs, p1, n1);
 	bool dst_lower = sfs_lower_has(fs, p2, n2);
-	int r;
+	int r, dup;
+
+	if (up1 < 0 || up2 < 0)
+		return up1 < 0 ? up1 : up2;
 
 	if (flags & RENAME_EXCHANGE) {
 		r = prepare_move(fs, src, dst_lower);
@@ -620,11 +645,12 @@ static int do_rename(struct sfs_fs *fs, struct sfs_node *p1, const char *n1, str
 		r = link_up(fs, dst, up2, n2);
 	if (r < 0)
 		return r;
-	if (dst && S_ISDIR(dst->type) && sfs_node_upper(dst) >= 0)
+	if (dst && S_ISDIR(dst->type) && sfs_node_has_upper(dst))
 		return move_over_dir(fs, up1, n1, up2, n2, src, dst, src_lower);
 	r = move_upper(fs, up1, n1, up2, n2, S_ISDIR(src->type), src_lower);
-	if (r == 0 && dst && sfs_node_upper(dst) >= 0)
-		drop_unused_index(fs, sfs_node_upper(dst));
+	/* (a directory here has no upper) */
+	if (r == 0 && dst && (dup = sfs_node_upper(fs, dst)) >= 0)
+		drop_unused_index(fs, dup);
 	return r;
 }
 
@@ -669,8 +695,11 @@ int sfs_rename(struct sfs_fs *fs, struct sfs_node *p1, const char *n1, struct sf
 		r = do_rename(fs, p1, n1, p2, n2, src, dst, flags);
 	if (r < 0)
 		goto out;
-	if (p1 != p2 && (src->nlow || S_ISDIR(src->type)))
-		sfs_setox(fs, sfs_node_upper(p2), "impure", "y", 1);
+	if (p1 != p2 && (src->nlow || S_ISDIR(src->type))) {
+		int up2 = sfs_node_upper(fs, p2);
+		if (up2 >= 0)
+			sfs_setox(fs, up2, "impure", "y", 1);
+	}
 	if (flags & RENAME_EXCHANGE) {
 		sfs_node_set_alias(fs, src, p2, n2);
 		sfs_node_set_alias(fs, dst, p1, n1);

@@ -42,7 +42,7 @@ int sfs_open(struct sfs_fs *fs, struct sfs_node *n, int flags, struct sfs_file *
 	flags = sfs_file_flags(fs, flags);
 	/* a copy-up after this test is seen by the first read */
 	up = write || sfs_node_data_up(n);
-	fd = up ? sfs_reopen(fs, sfs_node_upper(n), flags) : sfs_node_open_lower(fs, n, flags);
+	fd = up ? sfs_reopen(fs, sfs_node_upper(fs, n), flags) : sfs_node_open_lower(fs, n, flags);
 	if (fd < 0)
 		return fd;
 	r = sfs_file_new(fs, n, fd, flags, out);
@@ -109,7 +109,7 @@ int sfs_file_readfd(struct sfs_fs *fs, struct sfs_file *f)
 	}
 	pthread_mutex_lock(&f->lock);
 	if (f->lower && sfs_node_data_up(f->node)) {
-		fd = sfs_reopen(fs, sfs_node_upper(f->node), f->flags & ~O_TRUNC);
+		fd = sfs_node_open_data(fs, f->node, f->flags & ~O_TRUNC);
 		if (fd >= 0) {
 			/* the old fd may be in use by a concurrent read; it is
 			 * kept open until release */

@@ -4,7 +4,9 @@
  * is innermost and held only for table and counter updates. */
 #include "fs/sfs.h"
 
+#include <fcntl.h>
 #include <string.h>
+#include <time.h>
 
 struct sfs_node *sfs_node_get(struct sfs_fs *fs, fuse_ino_t nodeid)
 {
@@ -16,14 +18,125 @@ fuse_ino_t sfs_node_id(struct sfs_fs *fs, struct sfs_node *n)
 	return n == fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
 }
 
-int sfs_node_upper(struct sfs_node *n)
+bool sfs_node_has_upper(struct sfs_node *n)
 {
-	return __atomic_load_n(&n->upper, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&n->has_upper, __ATOMIC_ACQUIRE);
+}
+
+/* The path of directory n below the layer roots, from the names of the
+ * nodes above it; -ESTALE once it has no name (removed). */
+static int node_path(struct sfs_fs *fs, struct sfs_node *n, char **out)
+{
+	struct sfs_node *cur = n, *held = NULL;
+	char *path = NULL;
+	int r = 0;
+
+	while (r == 0 && cur != fs->root) {
+		struct sfs_node *parent;
+		char *more;
+
+		pthread_mutex_lock(&cur->lock);
+		parent = cur->parent;
+		more = !parent || !cur->name ? NULL
+		       : path		     ? su_asprintf("%s/%s", cur->name, path)
+					     : strdup(cur->name);
+		/* the parent may lose its last child reference to a rename
+		 * as soon as cur is unlocked */
+		if (more)
+			sfs_node_ref(fs, parent);
+		pthread_mutex_unlock(&cur->lock);
+		if (!more)
+			r = parent ? -ENOMEM : -ESTALE;
+		free(path);
+		path = more;
+		if (held)
+			sfs_node_unref(fs, held);
+		held = more ? parent : NULL;
+		cur = parent;
+	}
+	if (held)
+		sfs_node_unref(fs, held);
+	if (r < 0) {
+		free(path);
+		return r;
+	}
+	*out = path;
+	return 0;
+}
+
+/* Opens directory n's upper again after the pruner took it, and has n hold
+ * it, unless another request was first. */
+static int reopen_upper_dir(struct sfs_fs *fs, struct sfs_node *n)
+{
+	struct sfs_lower up = {-1, 0, __atomic_load_n(&n->upino, __ATOMIC_ACQUIRE)};
+	int r = -ESTALE, held = -1;
+
+	/* a rename above n between reading its names and opening them
+	 * leads elsewhere: the inode check tells, and the names are read
+	 * again */
+	for (int i = 0; i < 3 && r == -ESTALE; i++) {
+		_cleanup_free_ char *path = NULL;
+		/* (a rename moves the upper before it renames the node) */
+		if (i > 0)
+			nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+		r = node_path(fs, n, &path);
+		if (r == 0)
+			r = sfs_lower_open(fs, &up, path, O_PATH | O_DIRECTORY);
+	}
+	if (r < 0)
+		return r;
+	/* while the daemon is short of fds, a walk would reopen directories
+	 * faster than the pruner takes them back: the fd serves this
+	 * request alone */
+	if (sfs_prune_pressure(fs) && sfs_grace_close_later(r))
+		return r;
+	if (!__atomic_compare_exchange_n(&n->upper, &held, r, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
+		close(r);
+		return held;
+	}
+	__atomic_add_fetch(&n->fds, 1, __ATOMIC_RELAXED);
+	sfs_prune_account(fs, 1);
+	return r;
+}
+
+int sfs_node_upper(struct sfs_fs *fs, struct sfs_node *n)
+{
+	int fd = __atomic_load_n(&n->upper, __ATOMIC_ACQUIRE);
+
+	if (fd >= 0 && !S_ISDIR(n->type))
+		return fd;
+	if (!sfs_node_has_upper(n))
+		return -ENOENT;
+	__atomic_store_n(&n->used, __atomic_load_n(&fs->tick, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+	/* (copied up since the first look: the fd is there now) */
+	if (fd < 0)
+		fd = __atomic_load_n(&n->upper, __ATOMIC_ACQUIRE);
+	return fd >= 0 ? fd : reopen_upper_dir(fs, n);
+}
+
+void sfs_node_keep_upper(struct sfs_fs *fs, struct sfs_node *n, int fd)
+{
+	int held = -1, dup;
+
+	if (!S_ISDIR(n->type) || !sfs_node_has_upper(n) ||
+	    __atomic_load_n(&n->upper, __ATOMIC_ACQUIRE) >= 0)
+		return;
+	dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (dup < 0)
+		return;
+	if (!__atomic_compare_exchange_n(&n->upper, &held, dup, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
+		close(dup);
+		return;
+	}
+	__atomic_add_fetch(&n->fds, 1, __ATOMIC_RELAXED);
+	sfs_prune_account(fs, 1);
 }
 
 bool sfs_node_data_up(struct sfs_node *n)
 {
-	return sfs_node_upper(n) >= 0 &&
+	return sfs_node_has_upper(n) &&
 	       (!__atomic_load_n(&n->metacopy, __ATOMIC_ACQUIRE) || n->nlow == 0);
 }
 
@@ -35,10 +148,10 @@ int sfs_node_lowfd(struct sfs_fs *fs, struct sfs_node *n, int *tmp)
 
 int sfs_node_metafd(struct sfs_fs *fs, struct sfs_node *n, int *tmp)
 {
-	int up = sfs_node_upper(n);
+	int up = sfs_node_upper(fs, n);
 
 	*tmp = -1;
-	return up >= 0 ? up : sfs_node_lowfd(fs, n, tmp);
+	return up != -ENOENT ? up : sfs_node_lowfd(fs, n, tmp);
 }
 
 int sfs_node_lowdir(struct sfs_fs *fs, struct sfs_node *n, struct sfs_lower *l, int *tmp)
@@ -62,8 +175,10 @@ int sfs_node_lowdir(struct sfs_fs *fs, struct sfs_node *n, struct sfs_lower *l, 
 
 int sfs_node_open_data(struct sfs_fs *fs, struct sfs_node *n, int flags)
 {
-	if (sfs_node_data_up(n))
-		return sfs_reopen(fs, sfs_node_upper(n), flags);
+	if (sfs_node_data_up(n)) {
+		int up = sfs_node_upper(fs, n);
+		return up < 0 ? up : sfs_reopen(fs, up, flags);
+	}
 	return sfs_node_open_lower(fs, n, flags);
 }
 
@@ -75,7 +190,8 @@ int sfs_node_open_lower(struct sfs_fs *fs, struct sfs_node *n, int flags)
 static void node_free(struct sfs_fs *fs, struct sfs_node *n)
 {
 	sfs_prune_account(fs, -n->fds);
-	if (n->upper >= 0)
+	/* (the pruner holds a reference while it takes fds away) */
+	if (__atomic_load_n(&n->upper, __ATOMIC_ACQUIRE) >= 0)
 		close(n->upper);
 	for (int i = 0; i < n->nlow; i++) {
 		/* the pruner holds a reference while it takes fds away */
@@ -208,6 +324,7 @@ int sfs_node_publish(struct sfs_fs *fs, struct sfs_node *parent, const char *nam
 	n->ino = res->ino;
 	n->type = res->type;
 	n->upper = res->upper;
+	n->has_upper = res->upper >= 0;
 	n->metacopy = res->metacopy;
 	n->indexed = res->indexed;
 	n->nlow = res->nlow;

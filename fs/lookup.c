@@ -385,13 +385,15 @@ static int resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 {
 	char redirect[PATH_MAX];
 	ssize_t rl = -1;
-	int pup = start ? -1 : sfs_node_upper(parent);
+	int pup = start ? -ENOENT : sfs_node_upper(fs, parent);
 	bool upper_dir = false, upper_nondir = false, want_lower = true;
 	uint64_t ino = 0;
 	int r;
 
 	memset(res, 0, sizeof(*res));
 	res->upper = -1;
+	if (pup < 0 && pup != -ENOENT)
+		return pup;
 	if (pup >= 0) {
 		int fd = sfs_openat(pup, name, O_PATH | O_NOFOLLOW, 0);
 
@@ -477,11 +479,11 @@ int sfs_resolve_hint(struct sfs_fs *fs, struct sfs_node *parent, const char *nam
 		     struct sfs_res *res)
 {
 	struct stat st;
-	int pup = sfs_node_upper(parent);
+	int pup = sfs_node_upper(fs, parent);
 
 	/* the listing may be older than a copy-up or a removal: anything in
 	 * the upper now means the full walk */
-	if (pos <= 0 || pos >= parent->nlow ||
+	if (pos <= 0 || pos >= parent->nlow || (pup < 0 && pup != -ENOENT) ||
 	    (pup >= 0 && sfs_fstatat(pup, name, &st, 0) != -ENOENT))
 		return resolve(fs, parent, name, 0, res);
 	return resolve(fs, parent, name, pos, res);

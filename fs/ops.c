@@ -90,8 +90,11 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct stat st;
-	int r = sfs_getattr(FS(req), NODE(req, ino), &st);
+	int r, tries = 0;
 
+	do
+		r = sfs_getattr(FS(req), NODE(req, ino), &st);
+	while (again(req, NULL, r, &tries));
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -169,21 +172,38 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	make(req, parent, name, S_IFLNK | 0777, 0, link);
 }
 
+/* (a removal or rename cut short by EMFILE has changed nothing yet: the
+ * fds it needs are opened before it changes the layers) */
+static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, bool dir)
+{
+	int r, tries = 0;
+
+	do
+		r = sfs_unlink(FS(req), NODE(req, parent), name, dir);
+	while (again(req, NODE(req, parent), r, &tries));
+	fuse_reply_err(req, -r);
+}
+
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, -sfs_unlink(FS(req), NODE(req, parent), name, false));
+	remove_name(req, parent, name, false);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, -sfs_unlink(FS(req), NODE(req, parent), name, true));
+	remove_name(req, parent, name, true);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
-	fuse_reply_err(req, -sfs_rename(FS(req), NODE(req, parent), name, NODE(req, newparent),
-					newname, flags));
+	int r, tries = 0;
+
+	do
+		r = sfs_rename(FS(req), NODE(req, parent), name, NODE(req, newparent), newname,
+			       flags);
+	while (again(req, NULL, r, &tries));
+	fuse_reply_err(req, -r);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
@@ -506,9 +526,11 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	int up = sfs_node_upper(NODE(req, ino)), r = 0;
+	int up = sfs_node_upper(FS(req), NODE(req, ino)), r = 0;
 
-	if (up >= 0 && !FS(req)->o->nofsync) {
+	if (up < 0 && up != -ENOENT)
+		r = -up;
+	else if (up >= 0 && !FS(req)->o->nofsync) {
 		int fd = sfs_reopen(FS(req), up, O_RDONLY | O_DIRECTORY);
 		if (fd < 0) {
 			r = -fd;
@@ -535,7 +557,12 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	fuse_reply_err(req, -sfs_setxattr(FS(req), NODE(req, ino), name, value, size, flags));
+	int r, tries = 0;
+
+	do
+		r = sfs_setxattr(FS(req), NODE(req, ino), name, value, size, flags);
+	while (again(req, NULL, r, &tries));
+	fuse_reply_err(req, -r);
 }
 
 static void reply_xattr_result(fuse_req_t req, ssize_t r, const char *buf, size_t size)
@@ -552,12 +579,15 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 {
 	_cleanup_free_ char *buf = size ? malloc(size) : NULL;
 	ssize_t r;
+	int tries = 0;
 
 	if (size && !buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	r = sfs_getxattr(FS(req), NODE(req, ino), name, buf, size);
+	do
+		r = sfs_getxattr(FS(req), NODE(req, ino), name, buf, size);
+	while (again(req, NULL, (int)r, &tries));
 	reply_xattr_result(req, r, buf, size);
 }
 
@@ -565,18 +595,26 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	_cleanup_free_ char *buf = size ? malloc(size) : NULL;
 	ssize_t r;
+	int tries = 0;
 
 	if (size && !buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	r = sfs_listxattr(FS(req), NODE(req, ino), buf, size);
+	do
+		r = sfs_listxattr(FS(req), NODE(req, ino), buf, size);
+	while (again(req, NULL, (int)r, &tries));
 	reply_xattr_result(req, r, buf, size);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	fuse_reply_err(req, -sfs_removexattr(FS(req), NODE(req, ino), name));
+	int r, tries = 0;
+
+	do
+		r = sfs_removexattr(FS(req), NODE(req, ino), name);
+	while (again(req, NULL, r, &tries));
+	fuse_reply_err(req, -r);
 }
 
 /* Only reached without default_permissions (an unprivileged daemon):
@@ -585,8 +623,12 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct stat st;
-	int r = sfs_getattr(FS(req), NODE(req, ino), &st);
+	int r, tries = 0;
 	mode_t bits;
+
+	do
+		r = sfs_getattr(FS(req), NODE(req, ino), &st);
+	while (again(req, NULL, r, &tries));
 
 	if (r < 0 || mask == F_OK || c->uid == 0) {
 		fuse_reply_err(req, r < 0 ? -r : 0);

@@ -246,7 +246,7 @@ static int32_t backing_open(struct sfs_fs *fs, int fd)
 /* A lower file may back a file only when nothing can copy it up. */
 static bool node_data_final(struct sfs_fs *fs, struct sfs_node *n)
 {
-	if (sfs_node_upper(n) >= 0)
+	if (sfs_node_has_upper(n))
 		return !n->metacopy;
 	return !fs->upper || fs->o->readonly;
 }

@@ -17,7 +17,8 @@
  * round first reads the mount table of every mount namespace the daemon
  * may see and spares the entries named like a mount point on a FUSE mount
  * (sparing a few more than needed costs nothing).  Directories, where
- * volumes go, are never pruned at all. */
+ * volumes go, are never dropped: the pruner takes their fds, lower and
+ * upper, and their next request opens them again by their paths. */
 #include "fs/sfs.h"
 
 #include <ctype.h>
@@ -83,9 +84,24 @@ static struct sfs_grace_slot *thread_slot(struct sfs_fs *fs)
 	return NULL;
 }
 
+/* fds a request opened for its own use (sfs_grace_close_later) */
+static __thread int my_fds[8];
+static __thread int my_nfds;
+
+bool sfs_grace_close_later(int fd)
+{
+	if (my_nfds == (int)(sizeof(my_fds) / sizeof(my_fds[0])))
+		return false;
+	my_fds[my_nfds++] = fd;
+	return true;
+}
+
 void sfs_grace_idle(struct sfs_fs *fs)
 {
 	struct sfs_grace_slot *s = thread_slot(fs);
+
+	while (my_nfds > 0)
+		close(my_fds[--my_nfds]);
 
 	/* what this request read is no longer used */
 	if (s && (s->seq & 1))
@@ -135,26 +151,54 @@ static void closing_retire(struct sfs_fs *fs, int ms)
 		close(fs->prune.closing[--fs->prune.nclosing]);
 }
 
-/* The lower fds of directory n the pruner may take: not those of layers
- * whose inode numbers cannot tell the object again. */
+/* Whether the pruner may take directory n's upper fd: it is opened again
+ * by n's names, which a removed directory has lost. */
+static bool upper_takable(struct sfs_fs *fs, struct sfs_node *n)
+{
+	return fs->upper && !fs->upper->pin && !n->unlinked &&
+	       __atomic_load_n(&n->upper, __ATOMIC_RELAXED) >= 0;
+}
+
+/* The fds of directory n the pruner may take: not those of layers whose
+ * inode numbers cannot tell the object again. */
 static int takable(struct sfs_fs *fs, struct sfs_node *n)
 {
 	int k = 0;
 
-	if (!S_ISDIR(n->type) || !n->lowpath || n == fs->root || !fs->prune.slots ||
+	if (!S_ISDIR(n->type) || n == fs->root || !fs->prune.slots ||
 	    __atomic_load_n(&fs->prune.unslotted, __ATOMIC_RELAXED))
 		return 0;
-	for (int i = 0; i < n->nlow; i++)
+	for (int i = 0; n->lowpath && i < n->nlow; i++)
 		k += !fs->layers[n->low[i].layer].pin &&
 		     __atomic_load_n(&n->low[i].fd, __ATOMIC_RELAXED) >= 0;
-	return k;
+	return k + upper_takable(fs, n);
 }
 
-/* Takes directory n's lower fds away, to close after the grace: the
- * kernel keeps the directory, and its next request opens them again. */
+/* Takes directory n's upper fd away, noting the inode it must find again;
+ * 1 when taken.  Under n's lock, which its removal takes to drop its
+ * name: a busy node keeps its fd this time. */
+static int take_upper(struct sfs_fs *fs, struct sfs_node *n)
+{
+	struct stat st;
+	int fd = -1;
+
+	if (pthread_mutex_trylock(&n->lock) != 0)
+		return 0;
+	if (upper_takable(fs, n) && fstat(n->upper, &st) == 0) {
+		__atomic_store_n(&n->upino, st.st_ino, __ATOMIC_RELEASE);
+		fd = __atomic_exchange_n(&n->upper, -1, __ATOMIC_SEQ_CST);
+		if (fd >= 0)
+			fs->prune.closing[fs->prune.nclosing++] = fd;
+	}
+	pthread_mutex_unlock(&n->lock);
+	return fd >= 0;
+}
+
+/* Takes directory n's fds away, to close after the grace: the kernel
+ * keeps the directory, and its next request opens them again. */
 static int take_dir_fds(struct sfs_fs *fs, struct sfs_node *n)
 {
-	size_t need = fs->prune.nclosing + (size_t)n->nlow;
+	size_t need = fs->prune.nclosing + (size_t)n->nlow + 1;
 	int k = 0;
 
 	if (need > fs->prune.closing_cap) {
@@ -165,7 +209,8 @@ static int take_dir_fds(struct sfs_fs *fs, struct sfs_node *n)
 		fs->prune.closing = c;
 		fs->prune.closing_cap = cap;
 	}
-	for (int i = 0; i < n->nlow; i++) {
+	k += take_upper(fs, n);
+	for (int i = 0; n->lowpath && i < n->nlow; i++) {
 		int fd;
 
 		if (fs->layers[n->low[i].layer].pin)
@@ -443,7 +488,7 @@ static bool spare_mount_points(struct sfs_fs *fs, struct spared *sp)
 /* Nodes to drop, least recently used first, each with a reference taken:
  * as many as should free the fds above the low mark.  Idle files and
  * symlinks are dropped from the kernel's cache; directories only give up
- * their lower fds (the kernel keeps them: dropping one would wait for
+ * their fds (the kernel keeps them: dropping one would wait for
  * every lookup in its parent, and what is mounted on it would go). */
 static size_t pick(struct sfs_fs *fs, long fds, long target, struct victim **out)
 {

@@ -133,9 +133,11 @@ static int scan_layer(struct sfs_fs *fs, struct sfs_node *dir, int fd, int layer
 
 static int build(struct sfs_fs *fs, struct sfs_node *n, struct builder *b, bool stop_at_first)
 {
-	int up = sfs_node_upper(n);
+	int up = sfs_node_upper(fs, n);
 	int r = 0;
 
+	if (up < 0 && up != -ENOENT)
+		return up;
 	if (up >= 0) {
 		char v[4];
 		bool exact = n->nlow > 0 || sfs_getox(fs, up, "impure", v, sizeof(v)) > 0;

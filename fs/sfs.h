@@ -14,9 +14,11 @@
  *   sfs_dir.lock     one open directory's listing snapshot.
  *   sfs_file.lock    one open file's switch from a lower fd to the upper.
  * Order: never two node locks at once -- copy-up finishes a parent before it
- * locks the child; table_lock is innermost.  node->upper changes once, from
- * -1 to an fd, and metacopy once, from true to false; both are published
- * with release stores and read with acquire loads, without the lock. */
+ * locks the child; table_lock is innermost.  node->has_upper changes once,
+ * from false to true (after node->upper got its fd), and metacopy once, from
+ * true to false; both are published with release stores and read with
+ * acquire loads, without the lock.  A directory's upper fd may be taken
+ * away by the pruner and opened again (sfs_node_upper), as its lowers'. */
 #ifndef STRATA_SFS_H
 #define STRATA_SFS_H
 
@@ -104,8 +106,12 @@ struct sfs_lower {
 };
 
 /* A node is one object of the merged tree, keyed by its st_ino.  Fields
- * marked (imm) never change after the node is published; `upper` goes from
- * -1 to an fd exactly once, under `lock`, and is read with atomic loads.
+ * marked (imm) never change after the node is published; `has_upper` goes
+ * from false to true exactly once, under `lock`, after `upper` got its fd;
+ * both are read with atomic loads.  A directory's `upper` may go back to -1
+ * when the pruner takes it, and is then opened again by the directory's
+ * path (the upper's names are the merged tree's): a directory holds its
+ * fds while in use, like a lower directory.
  * Lock order: a node's lock may be taken while holding no other node lock;
  * copy-up of parents completes before the child's lock is taken. */
 struct sfs_node {
@@ -118,6 +124,8 @@ struct sfs_node {
 	struct sfs_node *parent; /* one name of this node: parent holds a ref */
 	char *name;
 	int upper;	       /* O_PATH fd of the upper object or -1 */
+	bool has_upper;	       /* there is an upper object (upper may be -1) */
+	ino_t upino;	       /* a directory's upper st_ino, once taken (prune.c) */
 	bool metacopy;	       /* upper holds metadata only, data is low[0] */
 	bool indexed;	       /* upper lives in workdir/index (hard links) */
 	bool unlinked;	       /* no name left in the merged tree */
@@ -281,8 +289,17 @@ fuse_ino_t sfs_node_id(struct sfs_fs *fs, struct sfs_node *n);
 void sfs_node_ref(struct sfs_fs *fs, struct sfs_node *n);
 void sfs_node_unref(struct sfs_fs *fs, struct sfs_node *n);
 void sfs_node_forget(struct sfs_fs *fs, struct sfs_node *n, uint64_t nlookup);
-/* Current upper fd (-1 when none). */
-int sfs_node_upper(struct sfs_node *n);
+/* Whether n has an upper object. */
+bool sfs_node_has_upper(struct sfs_node *n);
+/* An O_PATH fd of n's upper object, which n holds (a request may use it
+ * until it ends), or -ENOENT when n has none.  A directory's fd taken by
+ * the pruner is opened again by the directory's path and held again:
+ * that may fail (-EMFILE, -ESTALE...). */
+int sfs_node_upper(struct sfs_fs *fs, struct sfs_node *n);
+/* Has directory n, just removed, hold its upper again (a dup of fd, an fd
+ * of the same object) if the pruner took it: without a name it could not
+ * be opened again, and a process may still be in it. */
+void sfs_node_keep_upper(struct sfs_fs *fs, struct sfs_node *n, int fd);
 /* Whether n's data is in its upper (not lower, nor metacopy). */
 bool sfs_node_data_up(struct sfs_node *n);
 /* An O_PATH fd of n's top lower: a directory's own, else one opened into
@@ -488,6 +505,9 @@ bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir);
 /* A request thread is about to wait for its next request, or has one
  * (passthrough.c's receive hooks call these). */
 void sfs_grace_idle(struct sfs_fs *fs);
+/* Has fd closed when the running request ends (at its sfs_grace_idle);
+ * false when the thread holds as many as it may. */
+bool sfs_grace_close_later(int fd);
 void sfs_grace_busy(struct sfs_fs *fs);
 
 /* ---- xattr.c ---- */

@@ -60,7 +60,7 @@ ssize_t sfs_listxattr(struct sfs_fs *fs, struct sfs_node *n, char *buf, size_t l
 int sfs_setxattr(struct sfs_fs *fs, struct sfs_node *n, const char *name, const void *val,
 		 size_t len, int flags)
 {
-	int r;
+	int r, up;
 
 	if (fs->o->noxattrs)
 		return -ENOTSUP;
@@ -71,12 +71,13 @@ int sfs_setxattr(struct sfs_fs *fs, struct sfs_node *n, const char *name, const 
 		return r;
 	if (!strcmp(name, "security.capability"))
 		__atomic_store_n(&n->privs, SFS_PRIVS_UNKNOWN, __ATOMIC_RELEASE);
-	return sfs_fsetxattr(fs, sfs_node_upper(n), name, val, len, flags);
+	up = sfs_node_upper(fs, n);
+	return up < 0 ? up : sfs_fsetxattr(fs, up, name, val, len, flags);
 }
 
 int sfs_removexattr(struct sfs_fs *fs, struct sfs_node *n, const char *name)
 {
-	int r;
+	int r, up;
 
 	if (fs->o->noxattrs)
 		return -ENOTSUP;
@@ -89,5 +90,6 @@ int sfs_removexattr(struct sfs_fs *fs, struct sfs_node *n, const char *name)
 	r = sfs_copy_up(fs, n, SFS_CU_META);
 	if (r < 0)
 		return r;
-	return sfs_fremovexattr(fs, sfs_node_upper(n), name);
+	up = sfs_node_upper(fs, n);
+	return up < 0 ? up : sfs_fremovexattr(fs, up, name);
 }
