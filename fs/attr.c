@@ -263,5 +263,10 @@ int sfs_setattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *attr, int va
 		if (r < 0)
 			return r;
 	}
-	return sfs_getattr(fs, n, out);
+	/* (the fd in hand: a directory's may be this request's alone) */
+	r = sfs_fstatat(up, "", out, 0);
+	if (r < 0)
+		return r;
+	present(fs, n, up, out);
+	return 0;
 }

@@ -244,29 +244,32 @@ static int replace_with_whiteout(struct sfs_fs *fs, int pup, const char *name, b
 }
 
 /* Drops n's name when it is parent/name: a node of several names (a hard
- * link) keeps the one it has when another goes. */
+ * link) keeps the one it has when another goes.  up: an fd of the upper
+ * object of a directory n, which n takes over (*up = -1) if it needs it
+ * (sfs_node_keep_upper), or NULL. */
 static void drop_name(struct sfs_fs *fs, struct sfs_node *n, struct sfs_node *parent,
-		      const char *name)
+		      const char *name, int *up)
 {
 	pthread_mutex_lock(&n->lock);
 	bool same = n->parent == parent && n->name && !strcmp(n->name, name);
 	pthread_mutex_unlock(&n->lock);
-	if (same)
-		sfs_node_drop_alias(fs, n);
+	if (!same)
+		return;
+	sfs_node_drop_alias(fs, n);
+	if (up && *up >= 0 && sfs_node_keep_upper(fs, n, *up))
+		*up = -1;
 }
 
-/* Marks the node of ino as no longer reachable through parent/name; up:
- * an fd of its upper object, or -1. */
+/* Marks the node of ino as no longer reachable through parent/name; up as
+ * for drop_name. */
 static void forget_name(struct sfs_fs *fs, uint64_t ino, struct sfs_node *parent, const char *name,
-			int up)
+			int *up)
 {
 	struct sfs_node *n = sfs_node_find(fs, ino, false);
 
 	if (!n)
 		return;
-	drop_name(fs, n, parent, name);
-	if (up >= 0)
-		sfs_node_keep_upper(fs, n, up);
+	drop_name(fs, n, parent, name, up);
 	sfs_node_unref(fs, n);
 }
 
@@ -530,7 +533,7 @@ int sfs_unlink(struct sfs_fs *fs, struct sfs_node *parent, const char *name, boo
 	if (r == 0 && !dir && res.upper >= 0 && (res.indexed || res.st.st_nlink > 1))
 		drop_unused_index(fs, res.upper);
 	if (r == 0)
-		forget_name(fs, res.ino, parent, name, res.upper);
+		forget_name(fs, res.ino, parent, name, &res.upper);
 out:
 	sfs_res_free(&res);
 	return r;
@@ -595,11 +598,10 @@ static int move_upper(struct sfs_fs *fs, int up1, const char *n1, int up2, const
  * leave with it in one step (swap_in_empty), and a failed rename puts the
  * directory back as it was. */
 static int move_over_dir(struct sfs_fs *fs, int up1, const char *n1, int up2, const char *n2,
-			 struct sfs_node *src, struct sfs_node *dst, bool src_lower)
+			 struct sfs_node *src, int dup, bool src_lower)
 {
 	_cleanup_free_ char *old = NULL;
-	int dup = sfs_node_upper(fs, dst);
-	int r = dup < 0 ? dup : upper_dir_whiteouts(dup);
+	int r = upper_dir_whiteouts(dup);
 
 	if (r > 0)
 		r = swap_in_empty(fs, up2, n2, dup, &old);
@@ -611,8 +613,10 @@ static int move_over_dir(struct sfs_fs *fs, int up1, const char *n1, int up2, co
 	return r;
 }
 
+/* *dstfd: an fd of a directory dst replaced, for its node (drop_name). */
 static int do_rename(struct sfs_fs *fs, struct sfs_node *p1, const char *n1, struct sfs_node *p2,
-		     const char *n2, struct sfs_node *src, struct sfs_node *dst, unsigned flags)
+		     const char *n2, struct sfs_node *src, struct sfs_node *dst, unsigned flags,
+		     int *dstfd)
 {
 	int up1 = sfs_node_upper(fs, p1), up2 = sfs_node_upper(fs, p2);
 	bool src_lower = sfs_lower_has(fs, p1, n1);
@@ -621,6 +625,10 @@ static int do_rename(struct sfs_fs *fs, struct sfs_node *p1, const char *n1, str
 
 	if (up1 < 0 || up2 < 0)
 		return up1 < 0 ? up1 : up2;
+	/* p2 gets an entry that came from elsewhere: its listing must look
+	 * up entries' origins (impure), as on overlayfs */
+	if (p1 != p2 && (src->nlow || S_ISDIR(src->type)))
+		sfs_setox(fs, up2, "impure", "y", 1);
 
 	if (flags & RENAME_EXCHANGE) {
 		r = prepare_move(fs, src, dst_lower);
@@ -645,8 +653,14 @@ static int do_rename(struct sfs_fs *fs, struct sfs_node *p1, const char *n1, str
 		r = link_up(fs, dst, up2, n2);
 	if (r < 0)
 		return r;
-	if (dst && S_ISDIR(dst->type) && sfs_node_has_upper(dst))
-		return move_over_dir(fs, up1, n1, up2, n2, src, dst, src_lower);
+	if (dst && S_ISDIR(dst->type) && sfs_node_has_upper(dst)) {
+		dup = sfs_node_upper(fs, dst);
+		r = dup < 0 ? dup : move_over_dir(fs, up1, n1, up2, n2, src, dup, src_lower);
+		/* (a dup: dup is n's, or this request's alone) */
+		if (r == 0)
+			*dstfd = fcntl(dup, F_DUPFD_CLOEXEC, 0);
+		return r;
+	}
 	r = move_upper(fs, up1, n1, up2, n2, S_ISDIR(src->type), src_lower);
 	/* (a directory here has no upper) */
 	if (r == 0 && dst && (dup = sfs_node_upper(fs, dst)) >= 0)
@@ -658,7 +672,8 @@ int sfs_rename(struct sfs_fs *fs, struct sfs_node *p1, const char *n1, struct sf
 	       const char *n2, unsigned flags)
 {
 	struct sfs_node *src = NULL, *dst = NULL;
-	int r;
+	int r, dstfd = -1;
+	bool dirs;
 
 	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
 		return -EINVAL;
@@ -691,23 +706,29 @@ int sfs_rename(struct sfs_fs *fs, struct sfs_node *p1, const char *n1, struct sf
 	r = sfs_copy_up(fs, p1, SFS_CU_META);
 	if (r == 0)
 		r = sfs_copy_up(fs, p2, SFS_CU_META);
-	if (r == 0)
-		r = do_rename(fs, p1, n1, p2, n2, src, dst, flags);
 	if (r < 0)
 		goto out;
-	if (p1 != p2 && (src->nlow || S_ISDIR(src->type))) {
-		int up2 = sfs_node_upper(fs, p2);
-		if (up2 >= 0)
-			sfs_setox(fs, up2, "impure", "y", 1);
-	}
-	if (flags & RENAME_EXCHANGE) {
+	/* from the move in the upper until the nodes' names follow, a
+	 * directory opened again by its names would not be found
+	 * (sfs_node_upper waits) */
+	dirs = S_ISDIR(src->type) || (dst && S_ISDIR(dst->type));
+	if (dirs)
+		__atomic_add_fetch(&fs->renaming, 1, __ATOMIC_SEQ_CST);
+	r = do_rename(fs, p1, n1, p2, n2, src, dst, flags, &dstfd);
+	if (r == 0 && (flags & RENAME_EXCHANGE)) {
 		sfs_node_set_alias(fs, src, p2, n2);
 		sfs_node_set_alias(fs, dst, p1, n1);
-	} else {
+	} else if (r == 0) {
 		if (dst)
-			drop_name(fs, dst, p2, n2);
+			drop_name(fs, dst, p2, n2, &dstfd);
 		sfs_node_set_alias(fs, src, p2, n2);
 	}
+	if (dirs) {
+		__atomic_add_fetch(&fs->renamed, 1, __ATOMIC_SEQ_CST);
+		__atomic_sub_fetch(&fs->renaming, 1, __ATOMIC_SEQ_CST);
+	}
+	if (dstfd >= 0)
+		close(dstfd);
 out:
 	if (src)
 		sfs_node_unref(fs, src);

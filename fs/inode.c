@@ -34,19 +34,21 @@ static int node_path(struct sfs_fs *fs, struct sfs_node *n, char **out)
 	while (r == 0 && cur != fs->root) {
 		struct sfs_node *parent;
 		char *more;
+		bool gone;
 
 		pthread_mutex_lock(&cur->lock);
 		parent = cur->parent;
-		more = !parent || !cur->name ? NULL
-		       : path		     ? su_asprintf("%s/%s", cur->name, path)
-					     : strdup(cur->name);
+		gone = !parent || !cur->name;
+		more = gone   ? NULL
+		       : path ? su_asprintf("%s/%s", cur->name, path)
+			      : strdup(cur->name);
 		/* the parent may lose its last child reference to a rename
 		 * as soon as cur is unlocked */
 		if (more)
 			sfs_node_ref(fs, parent);
 		pthread_mutex_unlock(&cur->lock);
 		if (!more)
-			r = parent ? -ENOMEM : -ESTALE;
+			r = gone ? -ESTALE : -ENOMEM;
 		free(path);
 		path = more;
 		if (held)
@@ -69,19 +71,24 @@ static int node_path(struct sfs_fs *fs, struct sfs_node *n, char **out)
 static int reopen_upper_dir(struct sfs_fs *fs, struct sfs_node *n)
 {
 	struct sfs_lower up = {-1, 0, __atomic_load_n(&n->upino, __ATOMIC_ACQUIRE)};
-	int r = -ESTALE, held = -1;
+	int r, held = -1;
 
-	/* a rename above n between reading its names and opening them
-	 * leads elsewhere: the inode check tells, and the names are read
-	 * again */
-	for (int i = 0; i < 3 && r == -ESTALE; i++) {
+	/* A rename above n between reading its names and opening them leads
+	 * elsewhere (the inode check tells), as does one that has moved the
+	 * upper but not yet the nodes: the names are read again once no
+	 * rename that may explain it is under way. */
+	for (int i = 0;; i++) {
+		uint64_t seen = __atomic_load_n(&fs->renamed, __ATOMIC_SEQ_CST);
 		_cleanup_free_ char *path = NULL;
-		/* (a rename moves the upper before it renames the node) */
-		if (i > 0)
-			nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+
 		r = node_path(fs, n, &path);
 		if (r == 0)
 			r = sfs_lower_open(fs, &up, path, O_PATH | O_DIRECTORY);
+		if (r != -ESTALE || i == 2000 ||
+		    (!__atomic_load_n(&fs->renaming, __ATOMIC_SEQ_CST) &&
+		     __atomic_load_n(&fs->renamed, __ATOMIC_SEQ_CST) == seen))
+			break;
+		nanosleep(&(struct timespec){0, 500 * 1000}, NULL);
 	}
 	if (r < 0)
 		return r;
@@ -115,23 +122,17 @@ int sfs_node_upper(struct sfs_fs *fs, struct sfs_node *n)
 	return fd >= 0 ? fd : reopen_upper_dir(fs, n);
 }
 
-void sfs_node_keep_upper(struct sfs_fs *fs, struct sfs_node *n, int fd)
+bool sfs_node_keep_upper(struct sfs_fs *fs, struct sfs_node *n, int fd)
 {
-	int held = -1, dup;
+	int held = -1;
 
 	if (!S_ISDIR(n->type) || !sfs_node_has_upper(n) ||
-	    __atomic_load_n(&n->upper, __ATOMIC_ACQUIRE) >= 0)
-		return;
-	dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (dup < 0)
-		return;
-	if (!__atomic_compare_exchange_n(&n->upper, &held, dup, false, __ATOMIC_ACQ_REL,
-					 __ATOMIC_ACQUIRE)) {
-		close(dup);
-		return;
-	}
+	    !__atomic_compare_exchange_n(&n->upper, &held, fd, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
+		return false;
 	__atomic_add_fetch(&n->fds, 1, __ATOMIC_RELAXED);
 	sfs_prune_account(fs, 1);
+	return true;
 }
 
 bool sfs_node_data_up(struct sfs_node *n)

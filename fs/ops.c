@@ -23,10 +23,26 @@ static void reply_entry_or_err(fuse_req_t req, int r, struct fuse_entry_param *e
 }
 
 /* Out of fds: the nodes the kernel remembers hold most of them, so have it
- * forget some (prune.c) and try again, a few times. */
+ * forget some (prune.c) and try again, a few times.  dir, dir2: the
+ * directories the kernel holds locked for the request (or NULL), whose
+ * entries the pruner must leave alone meanwhile. */
+static bool again2(fuse_req_t req, struct sfs_node *dir, struct sfs_node *dir2, int r, int *tries)
+{
+	return (r == -EMFILE || r == -ENFILE) && (*tries)++ < 5 &&
+	       sfs_prune_wait(FS(req), dir, dir2);
+}
+
 static bool again(fuse_req_t req, struct sfs_node *dir, int r, int *tries)
 {
-	return (r == -EMFILE || r == -ENFILE) && (*tries)++ < 5 && sfs_prune_wait(FS(req), dir);
+	return again2(req, dir, NULL, r, tries);
+}
+
+/* The node of ino if it is a directory (the kernel locks the inode a
+ * setattr or an xattr change is for), else NULL. */
+static struct sfs_node *locked_dir(fuse_req_t req, fuse_ino_t ino)
+{
+	struct sfs_node *n = NODE(req, ino);
+	return S_ISDIR(n->type) ? n : NULL;
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -111,7 +127,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	do
 		r = sfs_setattr(FS(req), NODE(req, ino), attr, valid, fi ? FILEOF(fi)->fd : -1,
 				fuse_req_ctx(req)->pid, &st);
-	while (again(req, NULL, r, &tries));
+	while (again(req, locked_dir(req, ino), r, &tries));
 
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -202,7 +218,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	do
 		r = sfs_rename(FS(req), NODE(req, parent), name, NODE(req, newparent), newname,
 			       flags);
-	while (again(req, NULL, r, &tries));
+	while (again2(req, NODE(req, parent), NODE(req, newparent), r, &tries));
 	fuse_reply_err(req, -r);
 }
 
@@ -561,7 +577,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 
 	do
 		r = sfs_setxattr(FS(req), NODE(req, ino), name, value, size, flags);
-	while (again(req, NULL, r, &tries));
+	while (again(req, locked_dir(req, ino), r, &tries));
 	fuse_reply_err(req, -r);
 }
 
@@ -613,7 +629,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 	do
 		r = sfs_removexattr(FS(req), NODE(req, ino), name);
-	while (again(req, NULL, r, &tries));
+	while (again(req, locked_dir(req, ino), r, &tries));
 	fuse_reply_err(req, -r);
 }
 

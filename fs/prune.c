@@ -51,10 +51,17 @@ struct sfs_grace_slot {
 
 static __thread struct sfs_grace_slot *my_slot;
 static __thread bool my_slotless;
+/* fds a request opened for its own use (sfs_grace_close_later) */
+static __thread int my_fds[8];
+static __thread int my_nfds;
 
+/* At the end of a request thread. */
 static void slot_release(void *p)
 {
 	struct sfs_grace_slot *s = p;
+
+	while (my_nfds > 0)
+		close(my_fds[--my_nfds]);
 
 	if (s->seq & 1)
 		__atomic_store_n(&s->seq, s->seq + 1, __ATOMIC_RELEASE);
@@ -83,10 +90,6 @@ static struct sfs_grace_slot *thread_slot(struct sfs_fs *fs)
 	su_warn("more than %d request threads: directories keep their fds", SFS_GRACE_SLOTS);
 	return NULL;
 }
-
-/* fds a request opened for its own use (sfs_grace_close_later) */
-static __thread int my_fds[8];
-static __thread int my_nfds;
 
 bool sfs_grace_close_later(int fd)
 {
@@ -783,17 +786,18 @@ bool sfs_prune_pressure(struct sfs_fs *fs)
 	       __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED) > fs->prune.high;
 }
 
-bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir)
+bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir, struct sfs_node *dir2)
 {
 	unsigned long gen = __atomic_load_n(&fs->prune.rounds, __ATOMIC_ACQUIRE);
-	int slot = -1;
+	struct sfs_node *notifying = __atomic_load_n(&fs->prune.notifying, __ATOMIC_ACQUIRE);
+	int slot = -1, slot2 = -1;
 
 	if (!fs->prune.running)
 		return false;
 	/* the pruner may be waiting for the kernel to let go of dir, which
 	 * this request holds: waiting for it would only time out, so the
 	 * request takes an fd from the reserve instead */
-	if (dir && __atomic_load_n(&fs->prune.notifying, __ATOMIC_ACQUIRE) == dir)
+	if (notifying && (notifying == dir || notifying == dir2))
 		return reserve_give(fs);
 	/* the request holds no fd of a node while it waits (ops.c retries
 	 * it from the start): the pruner need not wait for it */
@@ -802,6 +806,9 @@ bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir)
 	for (int i = 0; dir && slot < 0 && i < SFS_PRUNE_BUSY; i++)
 		if (!fs->prune.busy[i])
 			fs->prune.busy[slot = i] = dir;
+	for (int i = 0; dir2 && slot2 < 0 && i < SFS_PRUNE_BUSY; i++)
+		if (!fs->prune.busy[i])
+			fs->prune.busy[slot2 = i] = dir2;
 	fs->prune.forced = true;
 	pthread_cond_signal(&fs->prune.wake);
 	pthread_mutex_unlock(&fs->prune.lock);
@@ -810,11 +817,12 @@ bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir)
 	for (int i = 0; i < 200 && __atomic_load_n(&fs->prune.rounds, __ATOMIC_ACQUIRE) == gen; i++)
 		nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
 	nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
-	if (slot >= 0) {
-		pthread_mutex_lock(&fs->prune.lock);
+	pthread_mutex_lock(&fs->prune.lock);
+	if (slot >= 0)
 		fs->prune.busy[slot] = NULL;
-		pthread_mutex_unlock(&fs->prune.lock);
-	}
+	if (slot2 >= 0)
+		fs->prune.busy[slot2] = NULL;
+	pthread_mutex_unlock(&fs->prune.lock);
 	sfs_grace_busy(fs);
 	return true;
 }

@@ -197,9 +197,12 @@ struct sfs_fs {
 		int unslotted;		      /* threads that found no slot (atomic) */
 		int *closing;		      /* fds taken, to close after the grace */
 		size_t nclosing, closing_cap;
-		uint64_t *snap;	 /* the slots' counts when they were taken */
-	} prune;		 /* prune.c */
-	uint64_t tick;		 /* lookups so far (written under table_lock) */
+		uint64_t *snap; /* the slots' counts when they were taken */
+	} prune;		/* prune.c */
+	uint64_t tick;		/* lookups so far (written under table_lock) */
+	/* renames of directories under way, and done (atomic; dir.c) */
+	unsigned renaming;
+	uint64_t renamed;
 	pthread_key_t read_pipe; /* file.c */
 };
 
@@ -296,10 +299,10 @@ bool sfs_node_has_upper(struct sfs_node *n);
  * the pruner is opened again by the directory's path and held again:
  * that may fail (-EMFILE, -ESTALE...). */
 int sfs_node_upper(struct sfs_fs *fs, struct sfs_node *n);
-/* Has directory n, just removed, hold its upper again (a dup of fd, an fd
- * of the same object) if the pruner took it: without a name it could not
- * be opened again, and a process may still be in it. */
-void sfs_node_keep_upper(struct sfs_fs *fs, struct sfs_node *n, int fd);
+/* Has directory n, just removed, hold fd (an fd of its upper object) if
+ * the pruner took its own: without a name it could not be opened again,
+ * and a process may still be in it.  True when n took fd over. */
+bool sfs_node_keep_upper(struct sfs_fs *fs, struct sfs_node *n, int fd);
 /* Whether n's data is in its upper (not lower, nor metacopy). */
 bool sfs_node_data_up(struct sfs_node *n);
 /* An O_PATH fd of n's top lower: a directory's own, else one opened into
@@ -499,9 +502,9 @@ void sfs_prune_stop(struct sfs_fs *fs);
 void sfs_prune_account(struct sfs_fs *fs, long delta);
 /* True while nodes hold more fds than they should. */
 bool sfs_prune_pressure(struct sfs_fs *fs);
-/* After EMFILE in a request that holds dir (or NULL) locked in the kernel:
- * prunes now and waits a little; true if it is worth a retry. */
-bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir);
+/* After EMFILE in a request that holds dir and dir2 (or NULL) locked in
+ * the kernel: prunes now and waits a little; true if it is worth a retry. */
+bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir, struct sfs_node *dir2);
 /* A request thread is about to wait for its next request, or has one
  * (passthrough.c's receive hooks call these). */
 void sfs_grace_idle(struct sfs_fs *fs);

@@ -113,6 +113,10 @@ t_is "$(cd "$T/mnt/t9/s3" && find "$T/mnt/t1" -type d >/dev/null &&
 	rm -r "$T/mnt/t9/s3" && echo "$(stat -c %F .) $(ls -A . | wc -l)")" "directory 0" \
 	"a directory removed while a process is in it still answers a stat"
 
+mkdir "$T/mnt/t10/e"
+t_is "$(cd "$T/mnt/t10/e" && find "$T/mnt/t1" -type d >/dev/null &&
+	mv -T "$T/mnt/t10/s5" "$T/mnt/t10/e" && echo "$(stat -c %F .) $(ls -A . | wc -l)")" "directory 0" \
+	"so does one a rename replaced"
 t_ok "the daemon is alive" kill -0 $D
 : >"$T/stop"
 wait $S
@@ -123,6 +127,7 @@ t_is "$(find "$T/work/work" -mindepth 1 | wc -l)" 0 "workdir clean"
 # a fresh mount (fds for all) sees the same
 mount_limited 4096 "$OPTS"
 rm -r "$T/ref/t9/s3"
+mv -T "$T/ref/t10/s5" "$T/ref/t10/e"
 listing "$T/ref" >"$T/ref.dump"
 t_is "$(listing "$T/mnt" | diff "$T/ref.dump" - | head -5)" "" "a new mount shows the same tree"
 t_done
