@@ -23,6 +23,21 @@ bool sfs_node_has_upper(struct sfs_node *n)
 	return __atomic_load_n(&n->has_upper, __ATOMIC_ACQUIRE);
 }
 
+/* Has n hold fd in *slot (its upper's or a lower's), counted for the
+ * pruner, if the slot is empty (the pruner took its fd); false when
+ * another request was first. */
+static bool hold(struct sfs_fs *fs, struct sfs_node *n, int *slot, int fd)
+{
+	int empty = -1;
+
+	if (!__atomic_compare_exchange_n(slot, &empty, fd, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
+		return false;
+	__atomic_add_fetch(&n->fds, 1, __ATOMIC_RELAXED);
+	sfs_prune_account(fs, 1);
+	return true;
+}
+
 /* The path of directory n below the layer roots, from the names of the
  * nodes above it; -ESTALE once it has no name (removed). */
 static int node_path(struct sfs_fs *fs, struct sfs_node *n, char **out)
@@ -71,7 +86,7 @@ static int node_path(struct sfs_fs *fs, struct sfs_node *n, char **out)
 static int reopen_upper_dir(struct sfs_fs *fs, struct sfs_node *n)
 {
 	struct sfs_lower up = {-1, 0, __atomic_load_n(&n->upino, __ATOMIC_ACQUIRE)};
-	int r, held = -1;
+	int r;
 
 	/* A rename above n between reading its names and opening them leads
 	 * elsewhere (the inode check tells), as does one that has moved the
@@ -97,13 +112,15 @@ static int reopen_upper_dir(struct sfs_fs *fs, struct sfs_node *n)
 	 * request alone */
 	if (sfs_prune_pressure(fs) && sfs_grace_close_later(r))
 		return r;
-	if (!__atomic_compare_exchange_n(&n->upper, &held, r, false, __ATOMIC_ACQ_REL,
-					 __ATOMIC_ACQUIRE)) {
-		close(r);
-		return held;
+	while (!hold(fs, n, &n->upper, r)) {
+		/* another request was first (the pruner may take it again
+		 * meanwhile: then r goes in) */
+		int held = __atomic_load_n(&n->upper, __ATOMIC_ACQUIRE);
+		if (held >= 0) {
+			close(r);
+			return held;
+		}
 	}
-	__atomic_add_fetch(&n->fds, 1, __ATOMIC_RELAXED);
-	sfs_prune_account(fs, 1);
 	return r;
 }
 
@@ -124,15 +141,7 @@ int sfs_node_upper(struct sfs_fs *fs, struct sfs_node *n)
 
 bool sfs_node_keep_upper(struct sfs_fs *fs, struct sfs_node *n, int fd)
 {
-	int held = -1;
-
-	if (!S_ISDIR(n->type) || !sfs_node_has_upper(n) ||
-	    !__atomic_compare_exchange_n(&n->upper, &held, fd, false, __ATOMIC_ACQ_REL,
-					 __ATOMIC_ACQUIRE))
-		return false;
-	__atomic_add_fetch(&n->fds, 1, __ATOMIC_RELAXED);
-	sfs_prune_account(fs, 1);
-	return true;
+	return S_ISDIR(n->type) && sfs_node_has_upper(n) && hold(fs, n, &n->upper, fd);
 }
 
 bool sfs_node_data_up(struct sfs_node *n)
@@ -157,20 +166,15 @@ int sfs_node_metafd(struct sfs_fs *fs, struct sfs_node *n, int *tmp)
 
 int sfs_node_lowdir(struct sfs_fs *fs, struct sfs_node *n, struct sfs_lower *l, int *tmp)
 {
-	int held = -1, fd = sfs_lower_fd(fs, l, n->lowpath, tmp);
+	int fd = sfs_lower_fd(fs, l, n->lowpath, tmp);
 
 	__atomic_store_n(&n->used, __atomic_load_n(&fs->tick, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
 	/* Opened again (the pruner took it): n keeps it, unless the daemon
 	 * is short of fds -- a walk reopens the directories faster than the
 	 * pruner takes them back -- or another request was first, with an
 	 * fd of the same object. */
-	if (*tmp < 0 || sfs_prune_pressure(fs) ||
-	    !__atomic_compare_exchange_n(&l->fd, &held, fd, false, __ATOMIC_ACQ_REL,
-					 __ATOMIC_ACQUIRE))
-		return fd;
-	*tmp = -1;
-	__atomic_add_fetch(&n->fds, 1, __ATOMIC_RELAXED);
-	sfs_prune_account(fs, 1);
+	if (*tmp >= 0 && !sfs_prune_pressure(fs) && hold(fs, n, &l->fd, fd))
+		*tmp = -1;
 	return fd;
 }
 

@@ -49,16 +49,7 @@ OPTS=lowerdir=$T/l1:$T/l2:$T/l3,upperdir=$T/upper,workdir=$T/work
 mount_limited $LIMIT "$OPTS"
 t_ok "mount under prlimit --nofile=$LIMIT" mountpoint -q "$T/mnt"
 
-# The daemon's fds, sampled every 20 ms while the test runs.
-(
-	max=0
-	while kill -0 $D 2>/dev/null && [ ! -e "$T/stop" ]; do
-		n=$(ls "/proc/$D/fd" 2>/dev/null | wc -l)
-		[ "$n" -gt "$max" ] && echo "$n" >"$T/maxfds" && max=$n
-		sleep 0.02
-	done
-) &
-S=$!
+fds_watch
 
 # merged DIR: "path content" of every file below DIR
 merged() {
@@ -105,9 +96,7 @@ t_is "$(diff "$T/want2" "$T/got3")" "" "the merged view shows both"
 t_is "$(find "$T/upper" -name b | wc -l)" "$NW" "each removal left a whiteout in the upper"
 t_is "$(ls "$T/mnt/d9")" "$(printf 'a\nc\nsub')" "a listing of a directory shows the same"
 t_ok "the daemon is alive" kill -0 $D
-: >"$T/stop"
-wait $S
-maxfds=$(cat "$T/maxfds")
+maxfds=$(fds_max)
 t_ok "it never reached its limit of $LIMIT fds ($maxfds seen)" test "$maxfds" -lt $LIMIT
 t_ok "unmount" t_umount "$T/mnt"
 t_is "$(find "$T/work/work" -mindepth 1 | wc -l)" 0 "workdir clean"

@@ -37,16 +37,7 @@ OPTS=lowerdir=$T/l1,upperdir=$T/upper,workdir=$T/work
 mount_limited $LIMIT "$OPTS"
 t_ok "mount under prlimit --nofile=$LIMIT" mountpoint -q "$T/mnt"
 
-# The daemon's fds, sampled every 20 ms while the test runs.
-(
-	max=0
-	while kill -0 $D 2>/dev/null && [ ! -e "$T/stop" ]; do
-		n=$(ls "/proc/$D/fd" 2>/dev/null | wc -l)
-		[ "$n" -gt "$max" ] && echo "$n" >"$T/maxfds" && max=$n
-		sleep 0.02
-	done
-) &
-S=$!
+fds_watch
 
 # steps DIR: what is done to both trees
 steps1() {
@@ -118,9 +109,7 @@ t_is "$(cd "$T/mnt/t10/e" && find "$T/mnt/t1" -type d >/dev/null &&
 	mv -T "$T/mnt/t10/s5" "$T/mnt/t10/e" && echo "$(stat -c %F .) $(ls -A . | wc -l)")" "directory 0" \
 	"so does one a rename replaced"
 t_ok "the daemon is alive" kill -0 $D
-: >"$T/stop"
-wait $S
-maxfds=$(cat "$T/maxfds")
+maxfds=$(fds_max)
 t_ok "it never reached its limit of $LIMIT fds ($maxfds seen)" test "$maxfds" -lt $LIMIT
 t_ok "unmount" t_umount "$T/mnt"
 t_is "$(find "$T/work/work" -mindepth 1 | wc -l)" 0 "workdir clean"

@@ -11,6 +11,8 @@
 #   blocks PATH             allocated 512-byte blocks
 #   mount_limited N OPTS    mounts $T/mnt with the daemon under prlimit
 #                           --nofile=N (its stderr in $T/d.err, its pid in D)
+#   fds_watch               samples the daemon $D's open fds every 20 ms
+#   fds_max                 ends the sampling; prints the most seen
 
 fs_need_sfs() {
 	[ -x "$STRATA_FS" ] || t_skip_all "strata-fs binary $STRATA_FS not built"
@@ -76,6 +78,24 @@ mount_limited() {
 	D=$!
 	echo $D >>"$T/.pids"
 	for _ in $(seq 200); do mountpoint -q "$T/mnt" && break; sleep 0.05; done
+}
+
+fds_watch() {
+	(
+		max=0
+		while kill -0 "$D" 2>/dev/null && [ ! -e "$T/.fds-stop" ]; do
+			n=$(ls "/proc/$D/fd" 2>/dev/null | wc -l)
+			[ "$n" -gt "$max" ] && echo "$n" >"$T/.fds-max" && max=$n
+			sleep 0.02
+		done
+	) &
+	_fds_watcher=$!
+}
+
+fds_max() {
+	: >"$T/.fds-stop"
+	wait "$_fds_watcher"
+	cat "$T/.fds-max"
 }
 
 # start_debug OPTS: the daemon in the foreground, its debug log in $T/d.log
