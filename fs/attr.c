@@ -89,18 +89,25 @@ static void present(struct sfs_fs *fs, struct sfs_node *n, int up, struct stat *
 	}
 }
 
-int sfs_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
+/* n's attributes, through up (its upper fd in hand, or negative: its
+ * lower). */
+static int stat_through(struct sfs_fs *fs, struct sfs_node *n, int up, struct stat *st)
 {
-	int up = sfs_node_upper(fs, n);
-	int r = up >= 0		? sfs_fstatat(up, "", st, 0)
-		: up != -ENOENT ? up
-		: n->nlow	? sfs_lower_stat(fs, &n->low[0], n->lowpath, st)
-				: -EIO;
+	int r = up >= 0	  ? sfs_fstatat(up, "", st, 0)
+		: n->nlow ? sfs_lower_stat(fs, &n->low[0], n->lowpath, st)
+			  : -EIO;
 
 	if (r < 0)
 		return r;
 	present(fs, n, up, st);
 	return 0;
+}
+
+int sfs_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
+{
+	int up = sfs_node_upper(fs, n);
+
+	return up >= 0 || up == -ENOENT ? stat_through(fs, n, up, st) : up;
 }
 
 void sfs_present_stat(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
@@ -264,9 +271,5 @@ int sfs_setattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *attr, int va
 			return r;
 	}
 	/* (the fd in hand: a directory's may be this request's alone) */
-	r = sfs_fstatat(up, "", out, 0);
-	if (r < 0)
-		return r;
-	present(fs, n, up, out);
-	return 0;
+	return stat_through(fs, n, up, out);
 }

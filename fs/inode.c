@@ -199,7 +199,6 @@ static void node_free(struct sfs_fs *fs, struct sfs_node *n)
 	if (__atomic_load_n(&n->upper, __ATOMIC_ACQUIRE) >= 0)
 		close(n->upper);
 	for (int i = 0; i < n->nlow; i++) {
-		/* the pruner holds a reference while it takes fds away */
 		int fd = __atomic_load_n(&n->low[i].fd, __ATOMIC_ACQUIRE);
 		if (fd >= 0)
 			close(fd);
