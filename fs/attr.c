@@ -153,9 +153,9 @@ static bool caller_has_fsetid(pid_t pid)
 	 FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |                     \
 	 FUSE_SET_ATTR_MTIME_NOW)
 
-/* For sfs_kill_privs, on a regular file.  fsetid: the caller holds
- * CAP_FSETID (set-id bits stay).  1 when the mode changed. */
-static int kill_privs(struct sfs_fs *fs, struct sfs_node *n, bool fsetid)
+/* For sfs_kill_privs, on a regular file, for the request of process pid:
+ * set-id bits stay if it holds CAP_FSETID.  1 when the mode changed. */
+static int kill_privs(struct sfs_fs *fs, struct sfs_node *n, pid_t pid)
 {
 	int up = sfs_node_upper(fs, n), r, changed = 0;
 	mode_t kill = 0;
@@ -177,7 +177,9 @@ static int kill_privs(struct sfs_fs *fs, struct sfs_node *n, bool fsetid)
 		kill |= S_ISUID;
 	if ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
 		kill |= S_ISGID;
-	if (kill && !fsetid) {
+	/* (asked only when there is a bit to keep: reading the caller's
+	 * /proc entries costs more than the rest of a chown) */
+	if (kill && !caller_has_fsetid(pid)) {
 		r = sfs_fchmod(fs, up, st.st_mode & 07777 & ~kill);
 		if (r < 0)
 			return r;
@@ -196,7 +198,7 @@ int sfs_kill_privs(struct sfs_fs *fs, struct sfs_node *n, pid_t pid)
 	if (!fs->pt.killpriv || !S_ISREG(n->type) ||
 	    __atomic_load_n(&n->privs, __ATOMIC_ACQUIRE) == SFS_PRIVS_NONE)
 		return 0;
-	return kill_privs(fs, n, caller_has_fsetid(pid));
+	return kill_privs(fs, n, pid);
 }
 
 int sfs_setattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *attr, int valid, int fh,
