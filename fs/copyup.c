@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-int sfs_copy_xattrs(struct sfs_fs *fs, int from, int to)
+int sfs_copy_xattrs(struct sfs_fs *fs, int from, int to, bool *caps)
 {
 	ssize_t len = sfs_flistxattr(fs, from, NULL, 0);
 	_cleanup_free_ char *names = NULL;
@@ -52,20 +52,51 @@ int sfs_copy_xattrs(struct sfs_fs *fs, int from, int to)
 		 * the copy-up for; anything else is */
 		if (r < 0 && r != -ENOTSUP && !(r == -EPERM && !su_str_has_prefix(n, "user.")))
 			return r;
+		if (caps && r == 0 && !strcmp(n, "security.capability"))
+			*caps = true;
 	}
 	return 0;
 }
 
+/* The permissions a copy of st is made with in the workdir: its own, with
+ * the owner's read and write (an unprivileged daemon still sets its
+ * xattrs; the daemon's umask is 0).  The workdir is private to the daemon,
+ * so they may be final before the owner is. */
+static mode_t tmp_perm(const struct stat *st)
+{
+	return (st->st_mode & 0777) | (S_ISDIR(st->st_mode) ? 0700 : 0600);
+}
+
+int sfs_work_made(struct sfs_fs *fs, int fd, mode_t mode, mode_t made)
+{
+	int r;
+
+	if (fs->work_plain)
+		return (mode & 07777) == made ? 0 : sfs_fchmod(fs, fd, mode & 07777);
+	/* a default ACL of the workdir is not the object's: its entries would
+	 * grant what the mode does not, or be handed on below a directory */
+	r = sfs_fremovexattr(fs, fd, "system.posix_acl_access");
+	if (r == 0 || r == -ENODATA || r == -ENOTSUP)
+		r = S_ISDIR(mode) ? sfs_fremovexattr(fs, fd, "system.posix_acl_default") : 0;
+	if (r < 0 && r != -ENODATA && r != -ENOTSUP)
+		return r;
+	return sfs_fchmod(fs, fd, mode & 07777);
+}
+
 /* Sets owner and mode of the new object fd from st.  Runs before the xattrs
  * are copied: chown drops set-id bits and file capabilities
- * (security.capability), so both must come after it. */
+ * (security.capability), so both must come after it.  The object was made
+ * with tmp_perm(st) and is its maker's: calls that would change nothing
+ * are not made. */
 static int set_owner_mode(struct sfs_fs *fs, int fd, const struct stat *st)
 {
-	int r = sfs_fchown(fd, st->st_uid, st->st_gid);
+	int r = 0;
 
+	if (st->st_uid != fs->work_uid || st->st_gid != fs->work_gid)
+		r = sfs_fchown(fd, st->st_uid, st->st_gid);
 	if (r < 0 && !(r == -EINVAL || r == -EPERM))
 		return r;
-	return S_ISLNK(st->st_mode) ? 0 : sfs_fchmod(fs, fd, st->st_mode & 07777);
+	return S_ISLNK(st->st_mode) ? 0 : sfs_work_made(fs, fd, st->st_mode, tmp_perm(st));
 }
 
 /* Times last: every other change touched them. */
@@ -100,19 +131,20 @@ static int set_origin(struct sfs_fs *fs, struct sfs_node *n, int lfd, int fd)
  * regular files. */
 static int create_tmp(struct sfs_fs *fs, int lfd, const struct stat *st, const char *tmp, int *wfd)
 {
+	mode_t perm = tmp_perm(st);
 	char target[PATH_MAX];
 	int r;
 
 	*wfd = -1;
 	switch (st->st_mode & S_IFMT) {
 	case S_IFREG:
-		r = sfs_openat(fs->workfd, tmp, O_CREAT | O_EXCL | O_RDWR, 0600);
+		r = sfs_openat(fs->workfd, tmp, O_CREAT | O_EXCL | O_RDWR, perm);
 		if (r < 0)
 			return r;
 		*wfd = r;
 		break;
 	case S_IFDIR:
-		r = sfs_mkdirat(fs->workfd, tmp, 0700);
+		r = sfs_mkdirat(fs->workfd, tmp, perm);
 		break;
 	case S_IFLNK:
 		r = sfs_readlinkat(lfd, target, sizeof(target) - 1);
@@ -122,7 +154,7 @@ static int create_tmp(struct sfs_fs *fs, int lfd, const struct stat *st, const c
 		r = sfs_symlinkat(target, fs->workfd, tmp);
 		break;
 	default:
-		r = sfs_mknodat(fs->workfd, tmp, (st->st_mode & S_IFMT) | 0600, st->st_rdev);
+		r = sfs_mknodat(fs->workfd, tmp, (st->st_mode & S_IFMT) | perm, st->st_rdev);
 		break;
 	}
 	if (r < 0)
@@ -155,18 +187,15 @@ static int copy_up_new(struct sfs_fs *fs, struct sfs_node *n, int pup, const cha
 	_cleanup_close_ int rfd = -1;
 	_cleanup_close_ int ltmp = -1;
 	struct stat st, pst;
-	bool meta = false, indexed = false;
+	bool meta = false, indexed = false, caps = false;
 	char iname[600];
 	int fd, r, lfd;
 
 	if (!tmp)
 		return -ENOMEM;
-	lfd = sfs_node_lowfd(fs, n, &ltmp);
+	lfd = sfs_node_lowfd(fs, n, &ltmp, &st);
 	if (lfd < 0)
 		return lfd;
-	r = sfs_fstatat(lfd, "", &st, 0);
-	if (r < 0)
-		return r;
 	if (sfs_fstatat(pup, "", &pst, 0) < 0)
 		memset(&pst, 0, sizeof(pst));
 	if (S_ISREG(st.st_mode) && st.st_nlink > 1 && fs->indexfd >= 0 &&
@@ -193,7 +222,7 @@ static int copy_up_new(struct sfs_fs *fs, struct sfs_node *n, int pup, const cha
 		goto fail;
 	/* (the /proc link of an O_PATH symlink fd reaches the link itself,
 	 * so symlinks keep their xattrs and inode number too) */
-	r = sfs_copy_xattrs(fs, lfd, fd);
+	r = sfs_copy_xattrs(fs, lfd, fd, &caps);
 	if (r == 0)
 		r = set_origin(fs, n, lfd, fd);
 	if (r < 0)
@@ -251,6 +280,10 @@ done:
 		keep_parent_times(fs, pup, &pst);
 	__atomic_store_n(&n->metacopy, meta, __ATOMIC_RELEASE);
 	n->indexed = indexed;
+	/* known clean, as sfs_kill_privs would find it: a chown or write
+	 * that follows need not look again */
+	if (S_ISREG(st.st_mode) && !(st.st_mode & (S_ISUID | S_ISGID)) && !caps && st.st_nlink == 1)
+		__atomic_store_n(&n->privs, SFS_PRIVS_NONE, __ATOMIC_RELEASE);
 	__atomic_store_n(&n->upper, fd, __ATOMIC_RELEASE);
 	__atomic_store_n(&n->has_upper, true, __ATOMIC_RELEASE);
 	/* the node holds one more fd: prune.c must count it, or a chmod -R

@@ -39,6 +39,10 @@ static int publish_created(struct sfs_fs *fs, struct sfs_node *parent, const cha
 		return r;
 	res.upper = su_steal_fd(fd);
 	res.type = res.st.st_mode & S_IFMT;
+	/* a new file has no capabilities: a chown or passthrough open of it
+	 * need not look for them */
+	res.clean =
+	    S_ISREG(res.type) && !(res.st.st_mode & (S_ISUID | S_ISGID)) && res.st.st_nlink == 1;
 	res.ino = sfs_make_ino(fs, 0, res.st.st_ino);
 	return sfs_publish_entry(fs, parent, name, &res, e);
 }
@@ -132,9 +136,20 @@ int sfs_create_node(struct sfs_fs *fs, struct sfs_node *parent, const char *name
 		r = fd;
 		goto fail;
 	}
-	r = sfs_fchown(fd, uid, gid);
-	if (r == 0 && !S_ISLNK(mode) && (mode & 07000))
-		r = sfs_fchmod(fs, fd, mode & 07777); /* chown cleared the set-id bits */
+	/* (not when the object is already theirs, as the daemon's or the
+	 * directory's group) */
+	bool chown =
+	    uid != fs->uid ||
+	    gid != (dirfd == pup ? ((pst.st_mode & S_ISGID) ? pst.st_gid : fs->gid) : fs->work_gid);
+	if (chown)
+		r = sfs_fchown(fd, uid, gid);
+	/* chown cleared the set-id bits; the workdir may have added some */
+	if (r == 0 && !S_ISLNK(mode)) {
+		if (dirfd == pup)
+			r = (mode & 07000) ? sfs_fchmod(fs, fd, mode & 07777) : 0;
+		else
+			r = sfs_work_made(fs, fd, mode, mode & 0777);
+	}
 	/* A directory made where a lower one was deleted must not show the
 	 * old contents. */
 	if (r == 0 && wh && S_ISDIR(mode))
@@ -441,9 +456,9 @@ static int swap_in_empty(struct sfs_fs *fs, int pup, const char *name, int fd, c
 	if (r == -EPERM || r == -EINVAL)
 		r = 0; /* an unprivileged daemon keeps its own ids, as copy-up does */
 	if (r == 0)
-		r = sfs_fchmod(fs, nfd, st.st_mode & 07777);
+		r = sfs_work_made(fs, nfd, st.st_mode, 0700);
 	if (r == 0)
-		r = sfs_copy_xattrs(fs, fd, nfd);
+		r = sfs_copy_xattrs(fs, fd, nfd, NULL);
 	if (r == 0)
 		r = sfs_setox(fs, nfd, "opaque", "y", 1);
 	if (r == 0) {

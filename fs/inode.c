@@ -150,10 +150,10 @@ bool sfs_node_data_up(struct sfs_node *n)
 	       (!__atomic_load_n(&n->metacopy, __ATOMIC_ACQUIRE) || n->nlow == 0);
 }
 
-int sfs_node_lowfd(struct sfs_fs *fs, struct sfs_node *n, int *tmp)
+int sfs_node_lowfd(struct sfs_fs *fs, struct sfs_node *n, int *tmp, struct stat *st)
 {
 	*tmp = -1;
-	return n->nlow ? sfs_lower_fd(fs, &n->low[0], n->lowpath, tmp) : -EIO;
+	return n->nlow ? sfs_lower_fd(fs, &n->low[0], n->lowpath, tmp, st) : -EIO;
 }
 
 int sfs_node_metafd(struct sfs_fs *fs, struct sfs_node *n, int *tmp)
@@ -161,12 +161,12 @@ int sfs_node_metafd(struct sfs_fs *fs, struct sfs_node *n, int *tmp)
 	int up = sfs_node_upper(fs, n);
 
 	*tmp = -1;
-	return up != -ENOENT ? up : sfs_node_lowfd(fs, n, tmp);
+	return up != -ENOENT ? up : sfs_node_lowfd(fs, n, tmp, NULL);
 }
 
 int sfs_node_lowdir(struct sfs_fs *fs, struct sfs_node *n, struct sfs_lower *l, int *tmp)
 {
-	int fd = sfs_lower_fd(fs, l, n->lowpath, tmp);
+	int fd = sfs_lower_fd(fs, l, n->lowpath, tmp, NULL);
 
 	__atomic_store_n(&n->used, __atomic_load_n(&fs->tick, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
 	/* Opened again (the pruner took it): n keeps it, unless the daemon
@@ -331,6 +331,7 @@ int sfs_node_publish(struct sfs_fs *fs, struct sfs_node *parent, const char *nam
 	n->has_upper = res->upper >= 0;
 	n->metacopy = res->metacopy;
 	n->indexed = res->indexed;
+	n->privs = res->clean ? SFS_PRIVS_NONE : SFS_PRIVS_UNKNOWN;
 	n->nlow = res->nlow;
 	n->low = res->low;
 	n->lowpath = res->lowpath;
@@ -344,6 +345,9 @@ int sfs_node_publish(struct sfs_fs *fs, struct sfs_node *parent, const char *nam
 	/* A node of the same number that lost its last name, or changed
 	 * type, is an older object whose inode number was reused. */
 	if (cur && !cur->unlinked && cur->type == n->type) {
+		/* (the same inode: what res knows of it holds for cur) */
+		if (res->clean)
+			__atomic_store_n(&cur->privs, SFS_PRIVS_NONE, __ATOMIC_RELEASE);
 		if (lookup) {
 			cur->nlookup++;
 			cur->tick = __atomic_add_fetch(&fs->tick, 1, __ATOMIC_RELAXED);

@@ -114,8 +114,14 @@ static int prepare_workdir(struct sfs_fs *fs, const char *workdir, char *err, si
 		return -errno;
 	}
 	fs->workfd = openat(wfd, "work", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fs->workfd < 0)
+	if (fs->workfd < 0 || fstat(fs->workfd, &st) < 0)
 		return -errno;
+	/* (a set-group-id workdir passes its group on, and a default ACL
+	 * changes the permissions objects are made with) */
+	fs->work_uid = fs->uid;
+	fs->work_gid = st.st_mode & S_ISGID ? st.st_gid : fs->gid;
+	fs->work_plain = !(st.st_mode & S_ISGID) &&
+			 sfs_fgetxattr(fs, fs->workfd, "system.posix_acl_default", NULL, 0) < 0;
 	fs->indexfd = -1;
 	if (fs->o->index) {
 		if (mkdirat(wfd, "index", 0700) < 0 && errno != EEXIST)
@@ -342,6 +348,7 @@ int sfs_fs_init(struct sfs_fs *fs, struct sfs_opts *o, char *err, size_t errlen)
 	fs->workfd = fs->indexfd = fs->procfd = -1;
 	fs->timeout = o->timeout;
 	fs->uid = geteuid();
+	fs->gid = getegid();
 	fs->pid = (unsigned)getpid();
 	pthread_mutex_init(&fs->table_lock, NULL);
 	if (!o->lowerdir) {

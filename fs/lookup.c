@@ -105,14 +105,19 @@ int sfs_lower_open(struct sfs_fs *fs, const struct sfs_lower *l, const char *pat
 	return open_by_path(fs, l, path, flags, &st);
 }
 
-int sfs_lower_fd(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int *tmp)
+int sfs_lower_fd(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int *tmp,
+		 struct stat *st)
 {
-	int fd = held(l);
+	struct stat own;
+	int fd = held(l), r;
 
 	*tmp = -1;
-	if (fd >= 0)
-		return fd;
-	*tmp = sfs_lower_open(fs, l, path, O_PATH);
+	if (fd >= 0) {
+		r = st ? sfs_fstatat(fd, "", st, 0) : 0;
+		return r < 0 ? r : fd;
+	}
+	/* (the open's inode check stats it already) */
+	*tmp = open_by_path(fs, l, path, O_PATH, st ? st : &own);
 	return *tmp;
 }
 
@@ -338,7 +343,7 @@ static int check_index(struct sfs_fs *fs, struct sfs_res *res)
 	if (fs->indexfd < 0 || res->nlow == 0 || res->st.st_nlink < 2 || S_ISDIR(res->st.st_mode))
 		return 0;
 	/* a lower that cannot be opened is looked up without the index */
-	fd = sfs_lower_fd(fs, &res->low[0], res->lowpath, &tmp);
+	fd = sfs_lower_fd(fs, &res->low[0], res->lowpath, &tmp, NULL);
 	if (fd < 0 || index_name(fs, res->low[0].layer, fd, name, sizeof(name)) < 0)
 		return 0;
 	fd = sfs_openat(fs->indexfd, name, O_PATH | O_NOFOLLOW, 0);

@@ -223,6 +223,7 @@ int sfs_pt_setup(struct sfs_fs *fs, struct fuse_session *se)
 	/* writeback caching and passthrough exclude each other in the
 	 * kernel; a daemon without real root cannot register backing files */
 	fs->pt.allowed = fs->o->passthrough && !fs->o->writeback && geteuid() == 0;
+	fs->pt.opath = true;
 	fs->pt.devfd = fuse_session_fd(se);
 	return fuse_session_custom_io(se, &io, fs->pt.devfd);
 }
@@ -274,11 +275,31 @@ void sfs_pt_open(struct sfs_fs *fs, struct sfs_file *f)
 	} else if (!n->cached_opens && S_ISREG(n->type) &&
 		   __atomic_load_n(&fs->pt.on, __ATOMIC_ACQUIRE) && node_data_final(fs, n)) {
 		bool rw = fs->upper && !fs->o->readonly;
-		int fd = sfs_node_open_data(fs, n, rw ? O_RDWR : O_RDONLY);
-		if (fd >= 0 && !privileged(fd))
-			id = backing_open(fs, fd);
-		if (fd >= 0)
-			close(fd);
+		bool clean = __atomic_load_n(&n->privs, __ATOMIC_ACQUIRE) == SFS_PRIVS_NONE;
+		/* The kernel opens the backing file again for each open, by
+		 * its path: the O_PATH fd of a clean upper names it as well.
+		 * (Linux 6.18 takes one.  A kernel that refuses it is given
+		 * files opened for it from then on.) */
+		int up =
+		    clean && sfs_node_data_up(n) && __atomic_load_n(&fs->pt.opath, __ATOMIC_RELAXED)
+			? sfs_node_upper(fs, n)
+			: -1;
+		if (up >= 0) {
+			struct pt_backing_map map = {.fd = up};
+			id = ioctl(fs->pt.devfd, PT_IOC_BACKING_OPEN, &map);
+			if (id <= 0) {
+				su_debug("passthrough: O_PATH backing: %s", strerror(errno));
+				__atomic_store_n(&fs->pt.opath, false, __ATOMIC_RELAXED);
+				id = 0;
+			}
+		}
+		if (!id && __atomic_load_n(&fs->pt.on, __ATOMIC_ACQUIRE)) {
+			int fd = sfs_node_open_data(fs, n, rw ? O_RDWR : O_RDONLY);
+			if (fd >= 0 && (clean || !privileged(fd)))
+				id = backing_open(fs, fd);
+			if (fd >= 0)
+				close(fd);
+		}
 		n->pt_id = id;
 		if (id)
 			su_debug("passthrough: %#llx on backing %d", (unsigned long long)n->ino,

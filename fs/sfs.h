@@ -153,11 +153,15 @@ struct sfs_fs {
 	struct sfs_layer *upper; /* &layers[0] or NULL when read-only */
 	int first_lower;	 /* index of the top lower in layers */
 	int workfd;		 /* workdir/work: temporaries, O_PATH */
-	int indexfd;		 /* workdir/index or -1 */
-	int procfd;		 /* /proc/self/fd, to reopen O_PATH fds */
-	char xp[24];		 /* "trusted.overlay." or "user.overlay." */
+	uid_t work_uid;		 /* owner an object made in workfd gets */
+	gid_t work_gid;
+	bool work_plain; /* ...and the permissions asked: no setgid, no ACL */
+	int indexfd;	 /* workdir/index or -1 */
+	int procfd;	 /* /proc/self/fd, to reopen O_PATH fds */
+	char xp[24];	 /* "trusted.overlay." or "user.overlay." */
 	size_t xplen;
 	uid_t uid; /* daemon's own ids, to spot root */
+	gid_t gid;
 	struct sfs_node *root;
 	pthread_mutex_t table_lock; /* guards nodes, nlookup, refs */
 	struct sfs_node *nodes;
@@ -173,6 +177,7 @@ struct sfs_fs {
 		uint64_t init_unique;
 		uint32_t init_flags; /* the kernel's INIT offer */
 		bool killpriv;	     /* FUSE_HANDLE_KILLPRIV_V2 accepted */
+		bool opath;	     /* O_PATH fds may name backing files (atomic) */
 	} pt;			     /* passthrough.c */
 	struct {
 		struct fuse_session *se;
@@ -306,8 +311,9 @@ bool sfs_node_keep_upper(struct sfs_fs *fs, struct sfs_node *n, int fd);
 /* Whether n's data is in its upper (not lower, nor metacopy). */
 bool sfs_node_data_up(struct sfs_node *n);
 /* An O_PATH fd of n's top lower: a directory's own, else one opened into
- * *tmp, which the caller closes (-1 when none was opened). */
-int sfs_node_lowfd(struct sfs_fs *fs, struct sfs_node *n, int *tmp);
+ * *tmp, which the caller closes (-1 when none was opened).  st (may be
+ * NULL) gets its stat. */
+int sfs_node_lowfd(struct sfs_fs *fs, struct sfs_node *n, int *tmp, struct stat *st);
 /* fd holding n's attributes (upper, else top lower) or its data; as for
  * sfs_node_lowfd, *tmp is the caller's to close. */
 int sfs_node_metafd(struct sfs_fs *fs, struct sfs_node *n, int *tmp);
@@ -339,6 +345,7 @@ struct sfs_res {
 	struct sfs_lower *low;
 	char *lowpath;
 	bool metacopy, indexed, opaque, redirected;
+	bool clean; /* known to have no set-id bits nor capabilities */
 	uint64_t ino;
 	mode_t type;
 };
@@ -350,8 +357,10 @@ void sfs_res_free(struct sfs_res *res);
  * followed; -ESTALE when the path no longer leads to l's inode. */
 int sfs_lower_open(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int flags);
 /* An O_PATH fd of l: the one it holds, else one opened into *tmp, which
- * the caller closes (-1 when none was opened). */
-int sfs_lower_fd(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int *tmp);
+ * the caller closes (-1 when none was opened).  st (may be NULL) gets its
+ * stat. */
+int sfs_lower_fd(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int *tmp,
+		 struct stat *st);
 int sfs_lower_stat(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, struct stat *st);
 /* Like sfs_resolve for a name a listing found first in parent->low[pos]
  * (pos < 0: in the upper): layers above it are not searched again. */
@@ -407,8 +416,13 @@ enum sfs_cu {
 /* Ensures n has an upper object of at least the given kind, copying up its
  * parent directories first.  Atomic: built in the workdir, renamed in. */
 int sfs_copy_up(struct sfs_fs *fs, struct sfs_node *n, enum sfs_cu how);
-/* Copies xattrs (not ours) from one fd to another. */
-int sfs_copy_xattrs(struct sfs_fs *fs, int from, int to);
+/* Gives an object just made in the workdir with permissions made, and
+ * chowned, the mode asked (with its type): what a set-group-id workdir or
+ * its default ACL added goes, and set-id bits a chown dropped come back. */
+int sfs_work_made(struct sfs_fs *fs, int fd, mode_t mode, mode_t made);
+/* Copies xattrs (not ours) from one fd to another; *caps (may be NULL) is
+ * set when file capabilities (security.capability) were among them. */
+int sfs_copy_xattrs(struct sfs_fs *fs, int from, int to, bool *caps);
 
 /* ---- dir.c: namespace operations ---- */
 

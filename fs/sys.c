@@ -198,13 +198,47 @@ int sfs_fremovexattr(struct sfs_fs *fs, int fd, const char *name)
 	RET(r, "removexattr(%d, \"%s\")", fd, name);
 }
 
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+
+/* Whether the kernel takes AT_EMPTY_PATH on an O_PATH fd for fchmodat2
+ * (Linux 6.6) and utimensat: then no proc link has to be resolved.  Cleared
+ * when it is refused, by an older kernel or by a seccomp filter (which may
+ * answer EPERM: that counts once the proc link did what it would not). */
+static bool chmod_empty = true, utimens_empty = true;
+
+static bool fast(bool *flag)
+{
+	errno = ENOSYS;
+	return __atomic_load_n(flag, __ATOMIC_RELAXED);
+}
+
+/* After a fast call that returned r: whether to try the proc link. */
+static bool refused(int r, int *err)
+{
+	*err = errno;
+	return r < 0 && (errno == ENOSYS || errno == EINVAL || errno == EPERM);
+}
+
+static void learn(int r, int err, bool *flag)
+{
+	if (err == ENOSYS || err == EINVAL || (err == EPERM && r == 0))
+		__atomic_store_n(flag, false, __ATOMIC_RELAXED);
+}
+
 int sfs_fchmod(struct sfs_fs *fs, int fd, mode_t mode)
 {
 	char p[32];
-	int r;
+	int r = -1, err;
 
-	PROCFD(p, fd);
-	r = chmod(p, mode);
+	if (fast(&chmod_empty))
+		r = syscall(SYS_fchmodat2, fd, "", mode, AT_EMPTY_PATH);
+	if (refused(r, &err)) {
+		PROCFD(p, fd);
+		r = chmod(p, mode);
+		learn(r, err, &chmod_empty);
+	}
 	RET(r, "chmod(%d, %#o)", fd, mode);
 }
 
@@ -217,18 +251,18 @@ int sfs_fchown(int fd, uid_t uid, gid_t gid)
 int sfs_futimens(struct sfs_fs *fs, int fd, const struct timespec ts[2], bool symlink)
 {
 	char p[32];
-	int r;
+	int nofollow = symlink ? AT_SYMLINK_NOFOLLOW : 0, r = -1, err;
 
-	if (symlink) {
-		/* utimensat cannot take AT_EMPTY_PATH; a symlink's times are
-		 * set through its proc link without following it. */
+	if (fast(&utimens_empty))
+		r = utimensat(fd, "", ts, AT_EMPTY_PATH | nofollow);
+	if (refused(r, &err)) {
+		/* a symlink's times are set through its proc link without
+		 * following it */
 		PROCFD(p, fd);
-		r = utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW);
-		if (r < 0 && errno == ELOOP)
+		r = utimensat(AT_FDCWD, p, ts, nofollow);
+		if (r < 0 && symlink && errno == ELOOP)
 			r = 0;
-	} else {
-		PROCFD(p, fd);
-		r = utimensat(AT_FDCWD, p, ts, 0);
+		learn(r, err, &utimens_empty);
 	}
 	RET(r, "utimensat(%d)", fd);
 }

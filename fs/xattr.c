@@ -11,6 +11,11 @@ ssize_t sfs_getxattr(struct sfs_fs *fs, struct sfs_node *n, const char *name, vo
 		return -ENOTSUP;
 	if (sfs_is_private_xattr(fs, name))
 		return -ENODATA;
+	/* the kernel asks before every chown and the first write of a file:
+	 * the daemon may know there is none (set as it changes, sfs_setxattr) */
+	if (!strcmp(name, "security.capability") &&
+	    __atomic_load_n(&n->privs, __ATOMIC_ACQUIRE) == SFS_PRIVS_NONE)
+		return -ENODATA;
 	_cleanup_close_ int tmp = -1;
 	int fd = sfs_node_metafd(fs, n, &tmp);
 	return fd < 0 ? fd : sfs_fgetxattr(fs, fd, name, buf, len);
