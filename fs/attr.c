@@ -153,10 +153,41 @@ static bool caller_has_fsetid(pid_t pid)
 	 FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |                     \
 	 FUSE_SET_ATTR_MTIME_NOW)
 
+bool sfs_privs_clean(struct sfs_node *n)
+{
+	return (__atomic_load_n(&n->privs, __ATOMIC_ACQUIRE) & 1) == SFS_PRIVS_NONE;
+}
+
+uint32_t sfs_privs_seen(struct sfs_node *n)
+{
+	return __atomic_load_n(&n->privs, __ATOMIC_ACQUIRE);
+}
+
+void sfs_privs_forget(struct sfs_node *n)
+{
+	uint32_t old = __atomic_load_n(&n->privs, __ATOMIC_RELAXED);
+
+	while (!__atomic_compare_exchange_n(&n->privs, &old,
+					    ((old >> 1) + 1) << 1 | SFS_PRIVS_UNKNOWN, false,
+					    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		;
+}
+
+void sfs_privs_found_clean(struct sfs_node *n, uint32_t seen)
+{
+	/* (a node without a name is not the inode's only one: its other
+	 * names' nodes would not tell it of a change) */
+	if (__atomic_load_n(&n->unlinked, __ATOMIC_ACQUIRE))
+		return;
+	__atomic_compare_exchange_n(&n->privs, &seen, (seen & ~1u) | SFS_PRIVS_NONE, false,
+				    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
 /* For sfs_kill_privs, on a regular file, for the request of process pid:
  * set-id bits stay if it holds CAP_FSETID.  1 when the mode changed. */
 static int kill_privs(struct sfs_fs *fs, struct sfs_node *n, pid_t pid)
 {
+	uint32_t seen = sfs_privs_seen(n); /* (before the look) */
 	int up = sfs_node_upper(fs, n), r, changed = 0;
 	mode_t kill = 0;
 	struct stat st;
@@ -189,14 +220,13 @@ static int kill_privs(struct sfs_fs *fs, struct sfs_node *n, pid_t pid)
 	/* another node may share a hard-linked inode and change its mode:
 	 * only a single name can remember that it is clean */
 	if (!(st.st_mode & (S_ISUID | S_ISGID)) && st.st_nlink == 1)
-		__atomic_store_n(&n->privs, SFS_PRIVS_NONE, __ATOMIC_RELEASE);
+		sfs_privs_found_clean(n, seen);
 	return changed;
 }
 
 int sfs_kill_privs(struct sfs_fs *fs, struct sfs_node *n, pid_t pid)
 {
-	if (!fs->pt.killpriv || !S_ISREG(n->type) ||
-	    __atomic_load_n(&n->privs, __ATOMIC_ACQUIRE) == SFS_PRIVS_NONE)
+	if (!fs->pt.killpriv || !S_ISREG(n->type) || sfs_privs_clean(n))
 		return 0;
 	return kill_privs(fs, n, pid);
 }
@@ -234,7 +264,7 @@ int sfs_setattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *attr, int va
 	/* a new owner or mode may bring set-id bits; the upper's chown
 	 * (the host's VFS) drops them and capabilities itself */
 	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_MODE))
-		__atomic_store_n(&n->privs, SFS_PRIVS_UNKNOWN, __ATOMIC_RELEASE);
+		sfs_privs_forget(n);
 	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uid_t uid =
 		    (valid & FUSE_SET_ATTR_UID) ? sfs_uid_to_disk(fs, attr->st_uid) : (uid_t)-1;

@@ -59,36 +59,41 @@ int sfs_copy_xattrs(struct sfs_fs *fs, int from, int to, bool *caps)
 }
 
 /* The permissions a copy of st is made with in the workdir: its own, with
- * the owner's read and write (an unprivileged daemon still sets its
- * xattrs; the daemon's umask is 0).  The workdir is private to the daemon,
- * so they may be final before the owner is. */
+ * the owner's read and write (and search), so that an unprivileged daemon
+ * can set its user.* xattrs before the final mode (the daemon's umask is
+ * 0).  The workdir is private to the daemon, so the other bits may be
+ * final before the owner is. */
 static mode_t tmp_perm(const struct stat *st)
 {
 	return (st->st_mode & 0777) | (S_ISDIR(st->st_mode) ? 0700 : 0600);
 }
 
-int sfs_work_made(struct sfs_fs *fs, int fd, mode_t mode, mode_t made)
+int sfs_work_unacl(struct sfs_fs *fs, int fd, mode_t mode)
 {
 	int r;
 
-	if (fs->work_plain)
-		return (mode & 07777) == made ? 0 : sfs_fchmod(fs, fd, mode & 07777);
+	if (fs->work_plain || S_ISLNK(mode))
+		return 0;
 	/* a default ACL of the workdir is not the object's: its entries would
 	 * grant what the mode does not, or be handed on below a directory */
 	r = sfs_fremovexattr(fs, fd, "system.posix_acl_access");
 	if (r == 0 || r == -ENODATA || r == -ENOTSUP)
 		r = S_ISDIR(mode) ? sfs_fremovexattr(fs, fd, "system.posix_acl_default") : 0;
-	if (r < 0 && r != -ENODATA && r != -ENOTSUP)
-		return r;
+	return r == -ENODATA || r == -ENOTSUP ? 0 : r;
+}
+
+int sfs_work_mode(struct sfs_fs *fs, int fd, mode_t mode, mode_t made)
+{
+	if (S_ISLNK(mode) || (fs->work_plain && (mode & 07777) == made))
+		return 0;
 	return sfs_fchmod(fs, fd, mode & 07777);
 }
 
-/* Sets owner and mode of the new object fd from st.  Runs before the xattrs
- * are copied: chown drops set-id bits and file capabilities
- * (security.capability), so both must come after it.  The object was made
- * with tmp_perm(st) and is its maker's: calls that would change nothing
- * are not made. */
-static int set_owner_mode(struct sfs_fs *fs, int fd, const struct stat *st)
+/* The owner of the new object fd from st, first: a chown drops set-id bits
+ * and file capabilities (security.capability), so the mode and the xattrs
+ * come after it.  Not when the object is already st's, as one made in the
+ * workdir is the daemon's. */
+static int set_owner(struct sfs_fs *fs, int fd, const struct stat *st)
 {
 	int r = 0;
 
@@ -96,7 +101,7 @@ static int set_owner_mode(struct sfs_fs *fs, int fd, const struct stat *st)
 		r = sfs_fchown(fd, st->st_uid, st->st_gid);
 	if (r < 0 && !(r == -EINVAL || r == -EPERM))
 		return r;
-	return S_ISLNK(st->st_mode) ? 0 : sfs_work_made(fs, fd, st->st_mode, tmp_perm(st));
+	return sfs_work_unacl(fs, fd, st->st_mode);
 }
 
 /* Times last: every other change touched them. */
@@ -186,6 +191,7 @@ static int copy_up_new(struct sfs_fs *fs, struct sfs_node *n, int pup, const cha
 	_cleanup_close_ int wfd = -1;
 	_cleanup_close_ int rfd = -1;
 	_cleanup_close_ int ltmp = -1;
+	uint32_t seen = sfs_privs_seen(n);
 	struct stat st, pst;
 	bool meta = false, indexed = false, caps = false;
 	char iname[600];
@@ -217,7 +223,7 @@ static int copy_up_new(struct sfs_fs *fs, struct sfs_node *n, int pup, const cha
 		if (r < 0)
 			goto fail;
 	}
-	r = set_owner_mode(fs, fd, &st);
+	r = set_owner(fs, fd, &st);
 	if (r < 0)
 		goto fail;
 	/* (the /proc link of an O_PATH symlink fd reaches the link itself,
@@ -225,6 +231,10 @@ static int copy_up_new(struct sfs_fs *fs, struct sfs_node *n, int pup, const cha
 	r = sfs_copy_xattrs(fs, lfd, fd, &caps);
 	if (r == 0)
 		r = set_origin(fs, n, lfd, fd);
+	/* the mode last but the times: made with the owner's read and write,
+	 * an unprivileged daemon could set the user.* xattrs above */
+	if (r == 0)
+		r = sfs_work_mode(fs, fd, st.st_mode, tmp_perm(&st));
 	if (r < 0)
 		goto fail;
 	r = set_times(fs, fd, &st);
@@ -283,7 +293,7 @@ done:
 	/* known clean, as sfs_kill_privs would find it: a chown or write
 	 * that follows need not look again */
 	if (S_ISREG(st.st_mode) && !(st.st_mode & (S_ISUID | S_ISGID)) && !caps && st.st_nlink == 1)
-		__atomic_store_n(&n->privs, SFS_PRIVS_NONE, __ATOMIC_RELEASE);
+		sfs_privs_found_clean(n, seen);
 	__atomic_store_n(&n->upper, fd, __ATOMIC_RELEASE);
 	__atomic_store_n(&n->has_upper, true, __ATOMIC_RELEASE);
 	/* the node holds one more fd: prune.c must count it, or a chmod -R

@@ -27,14 +27,19 @@ static int fill_entry(struct sfs_fs *fs, struct sfs_node *n, struct fuse_entry_p
 }
 
 /* Publishes an object this mount just made at parent/name (fd: its O_PATH
- * fd, taken over).  It has no lowers -- a name made over a whiteout is
- * opaque -- so nothing needs resolving. */
+ * fd, taken over; st: its current stat, or NULL to take it).  It has no
+ * lowers -- a name made over a whiteout is opaque -- so nothing needs
+ * resolving. */
 static int publish_created(struct sfs_fs *fs, struct sfs_node *parent, const char *name, int *fd,
-			   struct fuse_entry_param *e)
+			   const struct stat *st, struct fuse_entry_param *e)
 {
 	struct sfs_res res = {.upper = -1};
-	int r = sfs_fstatat(*fd, "", &res.st, 0);
+	int r = 0;
 
+	if (st)
+		res.st = *st;
+	else
+		r = sfs_fstatat(*fd, "", &res.st, 0);
 	if (r < 0)
 		return r;
 	res.upper = su_steal_fd(fd);
@@ -92,7 +97,9 @@ int sfs_create_node(struct sfs_fs *fs, struct sfs_node *parent, const char *name
 {
 	_cleanup_free_ char *tmp = NULL;
 	_cleanup_close_ int fd = -1;
-	struct stat pst;
+	struct stat pst, st;
+	bool changed = false;
+	mode_t made;
 	uid_t uid;
 	gid_t gid;
 	int pup, wh, r, dirfd;
@@ -128,7 +135,10 @@ int sfs_create_node(struct sfs_fs *fs, struct sfs_node *parent, const char *name
 		dirfd = pup;
 		where = name;
 	}
-	r = make_object(fs, dirfd, where, mode, rdev, link, oflags, openfd);
+	/* (a directory built in the workdir is made searchable and writable
+	 * by its owner until its opaque xattr is set) */
+	made = wh && S_ISDIR(mode) ? mode | 0700 : mode;
+	r = make_object(fs, dirfd, where, made, rdev, link, oflags, openfd);
 	if (r < 0)
 		return r;
 	fd = sfs_openat(dirfd, where, O_PATH | O_NOFOLLOW, 0);
@@ -136,24 +146,33 @@ int sfs_create_node(struct sfs_fs *fs, struct sfs_node *parent, const char *name
 		r = fd;
 		goto fail;
 	}
-	/* (not when the object is already theirs, as the daemon's or the
-	 * directory's group) */
-	bool chown =
-	    uid != fs->uid ||
-	    gid != (dirfd == pup ? ((pst.st_mode & S_ISGID) ? pst.st_gid : fs->gid) : fs->work_gid);
-	if (chown)
+	/* Chowned only when not the caller's already: what a new object gets
+	 * is seen on it in the upper (the parent's group if set-group-id, or
+	 * on a grpid mount), and was probed for the workdir. */
+	if (dirfd == pup)
+		r = sfs_fstatat(fd, "", &st, 0);
+	if (r < 0)
+		goto fail;
+	if (dirfd == pup ? st.st_uid != uid || st.st_gid != gid
+			 : uid != fs->work_uid || gid != fs->work_gid) {
 		r = sfs_fchown(fd, uid, gid);
-	/* chown cleared the set-id bits; the workdir may have added some */
+		changed = true;
+	}
 	if (r == 0 && !S_ISLNK(mode)) {
-		if (dirfd == pup)
-			r = (mode & 07000) ? sfs_fchmod(fs, fd, mode & 07777) : 0;
-		else
-			r = sfs_work_made(fs, fd, mode, mode & 0777);
+		/* chown cleared the set-id bits */
+		if (dirfd == pup && (mode & 07000)) {
+			r = sfs_fchmod(fs, fd, mode & 07777);
+			changed = true;
+		} else if (dirfd != pup) {
+			r = sfs_work_unacl(fs, fd, mode);
+		}
 	}
 	/* A directory made where a lower one was deleted must not show the
 	 * old contents. */
 	if (r == 0 && wh && S_ISDIR(mode))
 		r = sfs_setox(fs, fd, "opaque", "y", 1);
+	if (r == 0 && dirfd != pup)
+		r = sfs_work_mode(fs, fd, mode, made & 0777);
 	if (r < 0)
 		goto fail;
 	if (wh) {
@@ -167,7 +186,8 @@ int sfs_create_node(struct sfs_fs *fs, struct sfs_node *parent, const char *name
 		if (r < 0)
 			goto fail;
 	}
-	r = publish_created(fs, parent, name, &fd, e);
+	/* (the stat taken above still holds if nothing changed since) */
+	r = publish_created(fs, parent, name, &fd, dirfd == pup && !changed ? &st : NULL, e);
 	if (r < 0 && openfd && *openfd >= 0) {
 		close(*openfd);
 		*openfd = -1;
@@ -218,6 +238,8 @@ int sfs_link(struct sfs_fs *fs, struct sfs_node *n, struct sfs_node *parent, con
 	}
 	if (r < 0)
 		return r;
+	/* another name: a node made for it could change the mode unseen */
+	sfs_privs_forget(n);
 	pthread_mutex_lock(&fs->table_lock);
 	n->nlookup++;
 	pthread_mutex_unlock(&fs->table_lock);
@@ -456,11 +478,13 @@ static int swap_in_empty(struct sfs_fs *fs, int pup, const char *name, int fd, c
 	if (r == -EPERM || r == -EINVAL)
 		r = 0; /* an unprivileged daemon keeps its own ids, as copy-up does */
 	if (r == 0)
-		r = sfs_work_made(fs, nfd, st.st_mode, 0700);
+		r = sfs_work_unacl(fs, nfd, st.st_mode);
 	if (r == 0)
 		r = sfs_copy_xattrs(fs, fd, nfd, NULL);
 	if (r == 0)
 		r = sfs_setox(fs, nfd, "opaque", "y", 1);
+	if (r == 0)
+		r = sfs_work_mode(fs, nfd, st.st_mode, 0700);
 	if (r == 0) {
 		struct timespec ts[2] = {st.st_atim, st.st_mtim};
 		r = sfs_futimens(fs, nfd, ts, false);

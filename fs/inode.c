@@ -271,7 +271,7 @@ int sfs_node_set_alias(struct sfs_fs *fs, struct sfs_node *n, struct sfs_node *p
 	oldname = n->name;
 	n->parent = parent;
 	n->name = nm;
-	n->unlinked = false;
+	__atomic_store_n(&n->unlinked, false, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&n->lock);
 	free(oldname);
 	if (old)
@@ -289,8 +289,11 @@ void sfs_node_drop_alias(struct sfs_fs *fs, struct sfs_node *n)
 	oldname = n->name;
 	n->parent = NULL;
 	n->name = NULL;
-	n->unlinked = true;
+	__atomic_store_n(&n->unlinked, true, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&n->lock);
+	/* the inode may have another name, whose node would not tell this
+	 * one of a change */
+	sfs_privs_forget(n);
 	free(oldname);
 	if (old)
 		sfs_node_unref(fs, old);
@@ -345,9 +348,6 @@ int sfs_node_publish(struct sfs_fs *fs, struct sfs_node *parent, const char *nam
 	/* A node of the same number that lost its last name, or changed
 	 * type, is an older object whose inode number was reused. */
 	if (cur && !cur->unlinked && cur->type == n->type) {
-		/* (the same inode: what res knows of it holds for cur) */
-		if (res->clean)
-			__atomic_store_n(&cur->privs, SFS_PRIVS_NONE, __ATOMIC_RELEASE);
 		if (lookup) {
 			cur->nlookup++;
 			cur->tick = __atomic_add_fetch(&fs->tick, 1, __ATOMIC_RELAXED);

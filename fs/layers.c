@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <xxhash.h>
@@ -85,6 +86,43 @@ static int open_layer(struct sfs_fs *fs, struct sfs_layer *l, const char *path, 
 	return 0;
 }
 
+/* What an object made in workdir/work gets: its owner (the daemon's ids, or
+ * a group the directory passes on: set-group-id, a grpid mount, NFS), and
+ * whether it gets the permissions asked and no ACL (not so under a default
+ * ACL or a set-group-id bit).  Copy-up then skips the calls that would
+ * change nothing; when the probe fails, nothing is skipped. */
+static void probe_workdir(struct sfs_fs *fs)
+{
+	struct stat f, d;
+	ssize_t acl;
+	int fd, r, err;
+
+	fs->work_uid = (uid_t)-1;
+	fs->work_gid = (gid_t)-1;
+	fs->work_plain = false;
+	fd = openat(fs->workfd, "probe", O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return;
+	r = fstat(fd, &f);
+	acl = fgetxattr(fd, "system.posix_acl_access", NULL, 0);
+	err = errno;
+	close(fd);
+	unlinkat(fs->workfd, "probe", 0);
+	if (r < 0)
+		return;
+	fs->work_uid = f.st_uid;
+	fs->work_gid = f.st_gid;
+	if ((f.st_mode & 07777) != 0640 || acl >= 0 || (err != ENODATA && err != ENOTSUP))
+		return;
+	if (mkdirat(fs->workfd, "probe", 0750) < 0)
+		return;
+	r = fstatat(fs->workfd, "probe", &d, AT_SYMLINK_NOFOLLOW);
+	unlinkat(fs->workfd, "probe", AT_REMOVEDIR);
+	acl = sfs_fgetxattr(fs, fs->workfd, "system.posix_acl_default", NULL, 0);
+	fs->work_plain = r == 0 && (d.st_mode & 07777) == 0750 && d.st_gid == f.st_gid &&
+			 (acl == -ENODATA || acl == -ENOTSUP);
+}
+
 /* Empties workdir/work of what a crashed mount left behind, so no partial
  * copy-up ever becomes visible. */
 static int prepare_workdir(struct sfs_fs *fs, const char *workdir, char *err, size_t errlen)
@@ -114,14 +152,9 @@ static int prepare_workdir(struct sfs_fs *fs, const char *workdir, char *err, si
 		return -errno;
 	}
 	fs->workfd = openat(wfd, "work", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fs->workfd < 0 || fstat(fs->workfd, &st) < 0)
+	if (fs->workfd < 0)
 		return -errno;
-	/* (a set-group-id workdir passes its group on, and a default ACL
-	 * changes the permissions objects are made with) */
-	fs->work_uid = fs->uid;
-	fs->work_gid = st.st_mode & S_ISGID ? st.st_gid : fs->gid;
-	fs->work_plain = !(st.st_mode & S_ISGID) &&
-			 sfs_fgetxattr(fs, fs->workfd, "system.posix_acl_default", NULL, 0) < 0;
+	probe_workdir(fs);
 	fs->indexfd = -1;
 	if (fs->o->index) {
 		if (mkdirat(wfd, "index", 0700) < 0 && errno != EEXIST)

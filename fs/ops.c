@@ -260,8 +260,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_file *f;
 	/* set-id bits not known to be absent before a truncating open */
-	bool stale = (fi->flags & O_TRUNC) && FS(req)->pt.killpriv &&
-		     __atomic_load_n(&NODE(req, ino)->privs, __ATOMIC_ACQUIRE) != SFS_PRIVS_NONE;
+	bool stale =
+	    (fi->flags & O_TRUNC) && FS(req)->pt.killpriv && !sfs_privs_clean(NODE(req, ino));
 	int r, tries = 0;
 
 	do

@@ -275,7 +275,7 @@ void sfs_pt_open(struct sfs_fs *fs, struct sfs_file *f)
 	} else if (!n->cached_opens && S_ISREG(n->type) &&
 		   __atomic_load_n(&fs->pt.on, __ATOMIC_ACQUIRE) && node_data_final(fs, n)) {
 		bool rw = fs->upper && !fs->o->readonly;
-		bool clean = __atomic_load_n(&n->privs, __ATOMIC_ACQUIRE) == SFS_PRIVS_NONE;
+		bool clean = sfs_privs_clean(n);
 		/* The kernel opens the backing file again for each open, by
 		 * its path: the O_PATH fd of a clean upper names it as well.
 		 * (Linux 6.18 takes one.  A kernel that refuses it is given
@@ -289,7 +289,10 @@ void sfs_pt_open(struct sfs_fs *fs, struct sfs_file *f)
 			id = ioctl(fs->pt.devfd, PT_IOC_BACKING_OPEN, &map);
 			if (id <= 0) {
 				su_debug("passthrough: O_PATH backing: %s", strerror(errno));
-				__atomic_store_n(&fs->pt.opath, false, __ATOMIC_RELAXED);
+				/* (not for a shortage, EMFILE or ENOMEM) */
+				if (errno == EBADF || errno == EINVAL || errno == EPERM ||
+				    errno == ENOTTY || errno == EOPNOTSUPP)
+					__atomic_store_n(&fs->pt.opath, false, __ATOMIC_RELAXED);
 				id = 0;
 			}
 		}

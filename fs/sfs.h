@@ -129,7 +129,7 @@ struct sfs_node {
 	bool metacopy;	       /* upper holds metadata only, data is low[0] */
 	bool indexed;	       /* upper lives in workdir/index (hard links) */
 	bool unlinked;	       /* no name left in the merged tree */
-	uint8_t privs;	       /* SFS_PRIVS_*: set-id bits, capabilities (atomic) */
+	uint32_t privs;	       /* set-id bits, capabilities: sfs_privs_* (atomic) */
 	int nlow;	       /* (imm) */
 	struct sfs_lower *low; /* (imm) dirs: merged lowers; others: at most 1 */
 	char *lowpath;	       /* (imm) path of low[] below the layer roots */
@@ -391,8 +391,20 @@ int sfs_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st);
 void sfs_present_stat(struct sfs_fs *fs, struct sfs_node *n, struct stat *st);
 /* Whether a regular file may carry set-id bits or file capabilities: the
  * daemon clears them before writes and truncations when the kernel hands
- * that job over (killpriv, passthrough.c).  Unknown until checked. */
-enum { SFS_PRIVS_UNKNOWN, SFS_PRIVS_NONE, SFS_PRIVS_SOME };
+ * that job over (killpriv, passthrough.c).  Unknown until checked; known
+ * clean after a check, a copy-up or a creation that found none.  n->privs
+ * holds the state and a count of the changes that made it unknown, so a
+ * check that raced one cannot store a stale "clean". */
+enum { SFS_PRIVS_UNKNOWN, SFS_PRIVS_NONE };
+bool sfs_privs_clean(struct sfs_node *n);
+/* Before a change that may bring set-id bits or capabilities, or another
+ * name that could (chmod, chown, setxattr, link). */
+void sfs_privs_forget(struct sfs_node *n);
+/* A check starts with sfs_privs_seen and ends, when it found none on a
+ * file of one name, with sfs_privs_found_clean: a no-op if the state was
+ * forgotten meanwhile, or n lost its name. */
+uint32_t sfs_privs_seen(struct sfs_node *n);
+void sfs_privs_found_clean(struct sfs_node *n, uint32_t seen);
 /* What the VFS does before a write or truncation by process pid: drops
  * security.capability, and setuid (and setgid with group execute) unless
  * pid holds CAP_FSETID.  Only when killpriv is on; n copied up.  1 when
@@ -416,10 +428,13 @@ enum sfs_cu {
 /* Ensures n has an upper object of at least the given kind, copying up its
  * parent directories first.  Atomic: built in the workdir, renamed in. */
 int sfs_copy_up(struct sfs_fs *fs, struct sfs_node *n, enum sfs_cu how);
-/* Gives an object just made in the workdir with permissions made, and
- * chowned, the mode asked (with its type): what a set-group-id workdir or
- * its default ACL added goes, and set-id bits a chown dropped come back. */
-int sfs_work_made(struct sfs_fs *fs, int fd, mode_t mode, mode_t made);
+/* An object just made in the workdir (fd, of type and mode mode), once
+ * chowned, loses what a default ACL of the workdir gave it; after its
+ * xattrs are set, it is given mode, which it was made with permissions
+ * made: what a set-group-id workdir added goes, and set-id bits a chown
+ * dropped come back. */
+int sfs_work_unacl(struct sfs_fs *fs, int fd, mode_t mode);
+int sfs_work_mode(struct sfs_fs *fs, int fd, mode_t mode, mode_t made);
 /* Copies xattrs (not ours) from one fd to another; *caps (may be NULL) is
  * set when file capabilities (security.capability) were among them. */
 int sfs_copy_xattrs(struct sfs_fs *fs, int from, int to, bool *caps);

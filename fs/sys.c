@@ -221,9 +221,11 @@ static bool refused(int r, int *err)
 	return r < 0 && (errno == ENOSYS || errno == EINVAL || errno == EPERM);
 }
 
+/* After the proc link did (r == 0) or did not do what the fast call
+ * refused with err: whether the refusal was the call's, not the request's. */
 static void learn(int r, int err, bool *flag)
 {
-	if (err == ENOSYS || err == EINVAL || (err == EPERM && r == 0))
+	if (err == ENOSYS || ((err == EINVAL || err == EPERM) && r == 0))
 		__atomic_store_n(flag, false, __ATOMIC_RELAXED);
 }
 
@@ -256,13 +258,14 @@ int sfs_futimens(struct sfs_fs *fs, int fd, const struct timespec ts[2], bool sy
 	if (fast(&utimens_empty))
 		r = utimensat(fd, "", ts, AT_EMPTY_PATH | nofollow);
 	if (refused(r, &err)) {
-		/* a symlink's times are set through its proc link without
-		 * following it */
+		/* The proc link cannot reach a symlink itself: without
+		 * following it, the call meets procfs' own link (ELOOP), and
+		 * the symlink keeps the times it has. */
 		PROCFD(p, fd);
 		r = utimensat(AT_FDCWD, p, ts, nofollow);
+		learn(r, err, &utimens_empty);
 		if (r < 0 && symlink && errno == ELOOP)
 			r = 0;
-		learn(r, err, &utimens_empty);
 	}
 	RET(r, "utimensat(%d)", fd);
 }

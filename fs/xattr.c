@@ -13,8 +13,7 @@ ssize_t sfs_getxattr(struct sfs_fs *fs, struct sfs_node *n, const char *name, vo
 		return -ENODATA;
 	/* the kernel asks before every chown and the first write of a file:
 	 * the daemon may know there is none (set as it changes, sfs_setxattr) */
-	if (!strcmp(name, "security.capability") &&
-	    __atomic_load_n(&n->privs, __ATOMIC_ACQUIRE) == SFS_PRIVS_NONE)
+	if (!strcmp(name, "security.capability") && sfs_privs_clean(n))
 		return -ENODATA;
 	_cleanup_close_ int tmp = -1;
 	int fd = sfs_node_metafd(fs, n, &tmp);
@@ -75,7 +74,7 @@ int sfs_setxattr(struct sfs_fs *fs, struct sfs_node *n, const char *name, const 
 	if (r < 0)
 		return r;
 	if (!strcmp(name, "security.capability"))
-		__atomic_store_n(&n->privs, SFS_PRIVS_UNKNOWN, __ATOMIC_RELEASE);
+		sfs_privs_forget(n);
 	up = sfs_node_upper(fs, n);
 	return up < 0 ? up : sfs_fsetxattr(fs, up, name, val, len, flags);
 }

@@ -9,7 +9,8 @@
 # set-group-id workdir, workdir with a default ACL), objects made again over
 # a whiteout (built in the workdir: neither its group, set-group-id bit nor
 # ACL may stick), files made in a set-group-id directory, a capability set
-# through the mount after that.
+# through the mount after that; and the kernel's question for a capability
+# before a chown of a file known clean is answered without a call.
 # rootless: yes
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/fslib.sh"
@@ -73,7 +74,8 @@ for variant in plain setgid acl; do
 		chmod 2755 "$W"
 		;;
 	acl)
-		setfacl -d -m u::rwx,g::---,o::--- "$W" 2>/dev/null ||
+		# (a named entry: what is made below gets an extended ACL)
+		setfacl -d -m u::rwx,u:0:rwx,g::---,m::rwx,o::--- "$W" 2>/dev/null ||
 			{ t_skip "copy-up modes and owners: $variant workdir" "no ACLs on $T"; continue; }
 		;;
 	esac
@@ -95,8 +97,8 @@ for variant in plain setgid acl; do
 	t_umount "$M"
 done
 
-# chmod and chown of the copies: the same as natively (a chown by root keeps
-# set-id bits, as the daemon's own chown would; without CAP_FSETID they go)
+# chmod and chown of the copies: the same as natively (a chown drops the
+# set-id bits, setgid only with group execute, whoever makes it)
 N=$T/native U=$T/u2 W=$T/w2 M=$T/m2
 cp -a "$L" "$N"
 mkdir -p "$U" "$W" "$M"
@@ -140,4 +142,33 @@ else
 	done
 fi
 t_umount "$M"
+
+# A second name for a file known clean, the first removed while open, the
+# file made setuid through the second: a write through the first by a
+# process without CAP_FSETID still drops the bit, as natively.  (Without
+# passthrough, which would hand the write to the kernel as opened.)
+mkdir -p "$T/u4" "$T/w4" "$T/m4"
+t_ok "mount without passthrough" sfs_mount "$T/m4" \
+	"lowerdir=$L,upperdir=$T/u4,workdir=$T/w4,passthrough=0"
+for d in "$T/m4" "$N"; do
+	echo a >"$d/la" && ln "$d/la" "$d/lb"
+	exec 7>>"$d/la"
+	rm "$d/la" && chmod 4777 "$d/lb"
+	setpriv --bounding-set=-all --inh-caps=-all sh -c 'echo more >&7'
+	exec 7>&-
+done
+t_is "$(stat -c %a "$T/m4/lb")" "$(stat -c %a "$N/lb")" \
+	"a write through a removed name drops setuid set through another"
+t_umount "$T/m4"
+
+# What the daemon knows is asked of the layers no more: the kernel's
+# getxattr(security.capability) before a chown of a file the daemon made,
+# or copied up clean, is answered without a call on the upper.
+mkdir -p "$T/u3" "$T/w3"
+start_debug "lowerdir=$L,upperdir=$T/u3,workdir=$T/w3" || t_fail "debug mount" true
+echo x >"$T/mnt/new" && chown 0:0 "$T/mnt/new" && touch -a "$T/mnt/f0644" && chown 0:0 "$T/mnt/f0644"
+t_ok "the kernel asked for security.capability" [ "$(seen GETXATTR)" -ge 2 ]
+t_is "$(grep -c 'getxattr([0-9]*, "security.capability")' "$T/d.log")" 0 \
+	"and no call on the upper answered it"
+t_umount "$T/mnt"
 t_done
