@@ -11,9 +11,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
+#include <sys/xattr.h>
 #include <xxhash.h>
 
 #ifndef FS_IOC_GETFSUUID
@@ -381,7 +381,6 @@ int sfs_fs_init(struct sfs_fs *fs, struct sfs_opts *o, char *err, size_t errlen)
 	fs->workfd = fs->indexfd = fs->procfd = -1;
 	fs->timeout = o->timeout;
 	fs->uid = geteuid();
-	fs->gid = getegid();
 	fs->pid = (unsigned)getpid();
 	pthread_mutex_init(&fs->table_lock, NULL);
 	if (!o->lowerdir) {

@@ -228,18 +228,23 @@ int sfs_pt_setup(struct sfs_fs *fs, struct fuse_session *se)
 	return fuse_session_custom_io(se, &io, fs->pt.devfd);
 }
 
-/* Registers fd's file as a backing file: its id, 0 when the kernel refuses
- * (passthrough is then switched off for good if the refusal is general). */
-static int32_t backing_open(struct sfs_fs *fs, int fd)
+/* Registers fd's file as a backing file: its id, 0 when the kernel refuses.
+ * A refusal that would meet every file (not a shortage, EMFILE or ENOMEM)
+ * clears *way for good: passthrough itself, or for an O_PATH fd
+ * (opath), naming backing files by one -- a kernel that wants an open
+ * file may also say EBADF or EOPNOTSUPP. */
+static int32_t backing_open(struct sfs_fs *fs, int fd, bool *way, bool opath)
 {
 	struct pt_backing_map map = {.fd = fd};
-	int id = ioctl(fs->pt.devfd, PT_IOC_BACKING_OPEN, &map);
+	int id = ioctl(fs->pt.devfd, PT_IOC_BACKING_OPEN, &map), e = errno;
 
 	if (id > 0)
 		return id;
-	if (errno == EPERM || errno == EINVAL || errno == ENOTTY) {
-		su_debug("passthrough off: backing open: %s", strerror(errno));
-		__atomic_store_n(&fs->pt.on, false, __ATOMIC_RELEASE);
+	if (e == EPERM || e == EINVAL || e == ENOTTY ||
+	    (opath && (e == EBADF || e == EOPNOTSUPP))) {
+		su_debug("passthrough: backing open%s refused: %s", opath ? " by O_PATH" : "",
+			 strerror(e));
+		__atomic_store_n(way, false, __ATOMIC_RELEASE);
 	}
 	return 0;
 }
@@ -284,22 +289,12 @@ void sfs_pt_open(struct sfs_fs *fs, struct sfs_file *f)
 		    clean && sfs_node_data_up(n) && __atomic_load_n(&fs->pt.opath, __ATOMIC_RELAXED)
 			? sfs_node_upper(fs, n)
 			: -1;
-		if (up >= 0) {
-			struct pt_backing_map map = {.fd = up};
-			id = ioctl(fs->pt.devfd, PT_IOC_BACKING_OPEN, &map);
-			if (id <= 0) {
-				su_debug("passthrough: O_PATH backing: %s", strerror(errno));
-				/* (not for a shortage, EMFILE or ENOMEM) */
-				if (errno == EBADF || errno == EINVAL || errno == EPERM ||
-				    errno == ENOTTY || errno == EOPNOTSUPP)
-					__atomic_store_n(&fs->pt.opath, false, __ATOMIC_RELAXED);
-				id = 0;
-			}
-		}
+		if (up >= 0)
+			id = backing_open(fs, up, &fs->pt.opath, true);
 		if (!id && __atomic_load_n(&fs->pt.on, __ATOMIC_ACQUIRE)) {
 			int fd = sfs_node_open_data(fs, n, rw ? O_RDWR : O_RDONLY);
 			if (fd >= 0 && (clean || !privileged(fd)))
-				id = backing_open(fs, fd);
+				id = backing_open(fs, fd, &fs->pt.on, false);
 			if (fd >= 0)
 				close(fd);
 		}

@@ -160,8 +160,7 @@ struct sfs_fs {
 	int procfd;	 /* /proc/self/fd, to reopen O_PATH fds */
 	char xp[24];	 /* "trusted.overlay." or "user.overlay." */
 	size_t xplen;
-	uid_t uid; /* daemon's own ids, to spot root */
-	gid_t gid;
+	uid_t uid; /* daemon's own id, to spot root */
 	struct sfs_node *root;
 	pthread_mutex_t table_lock; /* guards nodes, nlookup, refs */
 	struct sfs_node *nodes;
