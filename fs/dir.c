@@ -258,9 +258,12 @@ static int replace_with_whiteout(struct sfs_fs *fs, int pup, const char *name, b
 
 	if (!tmp)
 		return -ENOMEM;
-	r = sfs_renameat2(pup, name, fs->workfd, tmp, RENAME_WHITEOUT);
+	/* a shared whiteout swapped in costs no inode (see sfs_make_whiteout) */
+	r = __atomic_load_n(&fs->wh_shared, __ATOMIC_ACQUIRE)
+		? -EINVAL
+		: sfs_renameat2(pup, name, fs->workfd, tmp, RENAME_WHITEOUT);
 	if (r == -EINVAL || r == -EPERM || r == -ENOTSUP) {
-		/* no RENAME_WHITEOUT here: build the whiteout and swap */
+		/* (or no RENAME_WHITEOUT here) build the whiteout and swap */
 		r = sfs_make_whiteout(fs, fs->workfd, tmp);
 		if (r < 0)
 			return r;

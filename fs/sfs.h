@@ -155,10 +155,12 @@ struct sfs_fs {
 	int workfd;		 /* workdir/work: temporaries, O_PATH */
 	uid_t work_uid;		 /* owner an object made in workfd gets */
 	gid_t work_gid;
-	bool work_plain; /* ...and the permissions asked: no setgid, no ACL */
-	int indexfd;	 /* workdir/index or -1 */
-	int procfd;	 /* /proc/self/fd, to reopen O_PATH fds */
-	char xp[24];	 /* "trusted.overlay." or "user.overlay." */
+	bool work_plain;	 /* ...and the permissions asked: no setgid, no ACL */
+	bool wh_shared;		 /* whiteouts are links to workdir/work/whiteout (atomic) */
+	pthread_mutex_t wh_lock; /* replacing that whiteout */
+	int indexfd;		 /* workdir/index or -1 */
+	int procfd;		 /* /proc/self/fd, to reopen O_PATH fds */
+	char xp[24];		 /* "trusted.overlay." or "user.overlay." */
 	size_t xplen;
 	uid_t uid; /* daemon's own id, to spot root */
 	struct sfs_node *root;
@@ -232,6 +234,7 @@ int sfs_reopen(struct sfs_fs *fs, int fd, int flags);
 int sfs_fstatat(int dirfd, const char *name, struct stat *st, int flags);
 int sfs_mkdirat(int dirfd, const char *name, mode_t mode);
 int sfs_mknodat(int dirfd, const char *name, mode_t mode, dev_t dev);
+int sfs_linkat(int olddir, const char *oldname, int newdir, const char *newname);
 int sfs_symlinkat(const char *target, int dirfd, const char *name);
 int sfs_unlinkat(int dirfd, const char *name, int flags);
 int sfs_renameat2(int olddir, const char *oldname, int newdir, const char *newname, unsigned flags);
@@ -278,6 +281,8 @@ unsigned sfs_ox_present(struct sfs_fs *fs, int fd);
 bool sfs_lower_dir_opaque(struct sfs_fs *fs, int fd);
 bool sfs_upper_dir_opaque(struct sfs_fs *fs, int fd);
 /* Makes a whiteout named name in the upper dir (nothing there yet). */
+/* Makes name in dirfd a whiteout: a link to the mount's shared whiteout
+ * (as overlayfs does) where the upper allows, else a new 0/0 device. */
 int sfs_make_whiteout(struct sfs_fs *fs, int dirfd, const char *name);
 /* Presented inode number of a real inode in layer l. */
 uint64_t sfs_make_ino(struct sfs_fs *fs, int layer, ino_t ino);

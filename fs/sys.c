@@ -139,6 +139,12 @@ int sfs_renameat2(int olddir, const char *oldname, int newdir, const char *newna
 	RET(r, "renameat2(%d, \"%s\", %d, \"%s\", %#x)", olddir, oldname, newdir, newname, flags);
 }
 
+int sfs_linkat(int olddir, const char *oldname, int newdir, const char *newname)
+{
+	int r = linkat(olddir, oldname, newdir, newname, 0);
+	RET(r, "linkat(%d, \"%s\", %d, \"%s\")", olddir, oldname, newdir, newname);
+}
+
 int sfs_linkat_fd(struct sfs_fs *fs, int fd, int newdir, const char *newname)
 {
 	char p[32];

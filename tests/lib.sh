@@ -128,6 +128,12 @@ kovl_mount() {
 	mount -t overlay overlay -o "$opts" "$mnt"
 }
 
+# work_leftovers WORKDIR: what a mount left in WORKDIR/work, one name a line,
+# but the shared whiteout every whiteout of the upper is a link to.
+work_leftovers() {
+	find "$1/work" -mindepth 1 ! -path "$1/work/whiteout" -printf '%P\n' 2>/dev/null
+}
+
 t_umount() {
 	umount "$1" 2>/dev/null || fusermount3 -u "$1"
 }

@@ -49,7 +49,7 @@ mount_fg() {
 }
 
 work_entries() {
-	find "$T/work/work" -mindepth 1 2>/dev/null | wc -l
+	work_leftovers "$T/work" | wc -l
 }
 
 total_ops=0 lost=0 kills=0 leftovers=0 bad_rounds=0

@@ -96,7 +96,7 @@ lsv() {
 	*) grep -q "Input/output error" "$T/ls.err" && echo EIO || head -1 "$T/ls.err" ;;
 	esac
 }
-work_empty() { [ -z "$(find "$1/work" -mindepth 1 2>/dev/null)" ]; }
+work_empty() { [ -z "$(work_leftovers "$1")" ]; }
 # no_partial PATH: nothing at PATH in the upper, or a metacopy file holding
 # no data (its data still comes from the lower).
 no_partial() {

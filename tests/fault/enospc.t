@@ -28,7 +28,7 @@ mount -t tmpfs -o size=8m tmpfs "$T/small" 2>"$T/err" ||
 echo "$T/small" >>"$T/.mounts"
 M=$T/mnt
 used_kb() { df -k --output=used "$T/small" | tail -1 | tr -d ' '; }
-work_empty() { [ -z "$(find "$T/small/work/work" -mindepth 1 2>/dev/null)" ]; }
+work_empty() { [ -z "$(work_leftovers "$T/small/work")" ]; }
 
 # full_disk MODE EXTRA-OPTIONS: the whole ENOSPC sequence on an empty tmpfs.
 full_disk() {

@@ -131,5 +131,5 @@ t_ok "one replaced under the mount reads whole, old or new ($r)" test "$r" = old
 t_is "$(cat "$M/chg2")" kept "its neighbour is untouched"
 t_ok "the daemon is alive" stat "$M/wh/keep"
 t_ok "unmount" t_umount "$M"
-t_is "$(find "$T/work/work" -mindepth 1 | wc -l)" 0 "workdir clean"
+t_is "$(work_leftovers "$T/work" | wc -l)" 0 "workdir clean"
 t_done

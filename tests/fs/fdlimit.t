@@ -123,5 +123,5 @@ else
 	t_skip "fds drop after the kernel drops its caches" "cannot write /proc/sys/vm/drop_caches"
 fi
 t_ok "unmount" t_umount "$T/mnt"
-t_is "$(find "$T/work/work" -mindepth 1 | wc -l)" 0 "workdir clean"
+t_is "$(work_leftovers "$T/work" | wc -l)" 0 "workdir clean"
 t_done

@@ -112,7 +112,7 @@ t_ok "the daemon is alive" kill -0 $D
 maxfds=$(fds_max)
 t_ok "it never reached its limit of $LIMIT fds ($maxfds seen)" test "$maxfds" -lt $LIMIT
 t_ok "unmount" t_umount "$T/mnt"
-t_is "$(find "$T/work/work" -mindepth 1 | wc -l)" 0 "workdir clean"
+t_is "$(work_leftovers "$T/work" | wc -l)" 0 "workdir clean"
 # a fresh mount (fds for all) sees the same
 mount_limited 4096 "$OPTS"
 rm -r "$T/ref/t9/s3"

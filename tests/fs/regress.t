@@ -234,7 +234,7 @@ rename_over_whiteouts() {
 	echo "rmdir renamed: $(fsop rmdir "$D/m/r2") [$(ls "$D/m" | tr '\n' ' ')]"
 	um
 	mnt_as "$1" redirect_dir=on
-	echo "after remount: [$(ls -A "$D/m/d")] [$(ls "$D/m" | tr '\n' ' ')] work: $(find "$D/w/work" -mindepth 1 | wc -l)"
+	echo "after remount: [$(ls -A "$D/m/d")] [$(ls "$D/m" | tr '\n' ' ')] work: $(work_leftovers "$D/w" | wc -l)"
 	um
 }
 want_rw="rename over: OK [f] []
@@ -259,11 +259,11 @@ else
 	touch "$D/m/p/s/f"
 	mv "$D/m/r" "$D/m/r2" && rm "$D/m/r2/z"
 	if chattr +i "$D/u/p" 2>/dev/null; then
-		got="$(fsop rename "$D/m/p/s" "$D/m/d") [$(ls -A "$D/m/d")] $(ls -A "$D/u/d" | wc -l) [$(ls -A "$D/w/work")]"
+		got="$(fsop rename "$D/m/p/s" "$D/m/d") [$(ls -A "$D/m/d")] $(ls -A "$D/u/d" | wc -l) [$(work_leftovers "$D/w")]"
 		chattr -i "$D/u/p"
 		t_is "$got" "EPERM [] 2 []" "a failed rename over a directory holding whiteouts leaves it as it was"
 		chattr +i "$D/u"
-		got="$(fsop rmdir "$D/m/r2") [$(ls -A "$D/m/r2")] [$(ls -A "$D/w/work")]"
+		got="$(fsop rmdir "$D/m/r2") [$(ls -A "$D/m/r2")] [$(work_leftovers "$D/w")]"
 		chattr -i "$D/u"
 		t_is "$got" "EPERM [] []" "a failed rmdir of a directory holding whiteouts leaves it as it was"
 	else

@@ -157,4 +157,30 @@ else
 fi
 t_is "$(cat "$S/l2/c") $(cat "$S/l2/k/m") $(names "$S/l2/g")" "c m h sub " "lower layer untouched"
 t_umount "$T/oci/m"
+# The whiteouts strata-fs makes are links to one shared whiteout in the
+# workdir, as overlayfs makes them: a removal costs no inode.  One removed
+# behind the daemon's back is made again.
+W=$T/shared
+mkdir -p "$W/l/dir/sub" "$W/u" "$W/w"
+for i in 1 2 3 4 5 6; do echo "$i" >"$W/l/f$i"; done
+echo z >"$W/l/dir/sub/z"
+sfs_mount "$W/m" "lowerdir=$W/l,upperdir=$W/u,workdir=$W/w"
+rm "$W/m/f1" "$W/m/f2" "$W/m/f3"
+t_is "$(stat -c %i "$W/u/f1" "$W/u/f2" "$W/u/f3" | sort -u | wc -l) $(stat -c '%h %t:%T %F' "$W/u/f1")" \
+	"1 4 0:0 character special file" "three whiteouts are one 0/0 device, linked from the workdir too"
+rm -rf "$W/m/dir"
+t_is "$(stat -c '%h %i' "$W/u/dir")" "5 $(stat -c %i "$W/u/f1")" "a removed directory is whited out by the same inode"
+rm "$W/w/work/whiteout"
+rm "$W/m/f4"
+t_is "$(stat -c '%h %t:%T %F' "$W/u/f4") $(ls "$W/m" | tr '\n' ' ')" "2 0:0 character special file f5 f6 " \
+	"with the shared whiteout gone, the next removal makes another"
+t_is "$(work_leftovers "$W/w")" "" "nothing else in the workdir"
+t_umount "$W/m"
+if kovl_usable; then
+	kovl_mount "$W/k" "lowerdir=$W/l,upperdir=$W/u,workdir=$W/w"
+	t_is "$(ls -A "$W/k" | tr '\n' ' ')" "f5 f6 " "kernel overlayfs reads the linked whiteouts"
+	t_umount "$W/k"
+else
+	t_skip "kernel overlayfs reads the linked whiteouts" "kernel overlayfs cannot be mounted here"
+fi
 t_done
