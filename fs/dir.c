@@ -1,8 +1,9 @@
 /* fs/dir.c: namespace operations.  Each change of the upper is one atomic
  * step where it replaces something: objects created over a whiteout are
  * built in the workdir and renamed over it, removals that must leave a
- * whiteout use RENAME_WHITEOUT, renamed directories get an overlayfs
- * redirect so their lower contents follow them. */
+ * whiteout swap in a link to the shared whiteout (or use RENAME_WHITEOUT),
+ * renames of lower-backed entries use RENAME_WHITEOUT, renamed directories
+ * get an overlayfs redirect so their lower contents follow them. */
 #include "fs/sfs.h"
 
 #include <dirent.h>

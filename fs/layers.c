@@ -132,22 +132,42 @@ static void probe_workdir(struct sfs_fs *fs)
  * allows. */
 #define SHARED_WHITEOUT "whiteout"
 
-static int new_shared_whiteout(struct sfs_fs *fs)
+/* Replaces the shared whiteout, unless another thread did since gen. */
+static int new_shared_whiteout(struct sfs_fs *fs, unsigned gen)
+{
+	_cleanup_free_ char *tmp = sfs_tmpname(fs);
+	int r = 0;
+
+	if (!tmp)
+		return -ENOMEM;
+	pthread_mutex_lock(&fs->wh_lock);
+	if (__atomic_load_n(&fs->wh_gen, __ATOMIC_ACQUIRE) == gen) {
+		r = sfs_mknodat(fs->workfd, tmp, S_IFCHR | 0, makedev(0, 0));
+		if (r == 0)
+			r = sfs_renameat2(fs->workfd, tmp, fs->workfd, SHARED_WHITEOUT, 0);
+		if (r == 0)
+			__atomic_add_fetch(&fs->wh_gen, 1, __ATOMIC_RELEASE);
+		else
+			sfs_unlinkat(fs->workfd, tmp, 0);
+	}
+	pthread_mutex_unlock(&fs->wh_lock);
+	return r;
+}
+
+/* Whether a link to the shared whiteout fails in the workdir itself: an
+ * error that came from one target directory (immutable, an LSM) must not
+ * turn sharing off for the whole mount. */
+static bool shared_whiteout_unlinkable(struct sfs_fs *fs)
 {
 	_cleanup_free_ char *tmp = sfs_tmpname(fs);
 	int r;
 
 	if (!tmp)
-		return -ENOMEM;
-	pthread_mutex_lock(&fs->wh_lock);
-	r = sfs_mknodat(fs->workfd, tmp, S_IFCHR | 0, makedev(0, 0));
-	if (r == 0) {
-		r = sfs_renameat2(fs->workfd, tmp, fs->workfd, SHARED_WHITEOUT, 0);
-		if (r < 0)
-			sfs_unlinkat(fs->workfd, tmp, 0);
-	}
-	pthread_mutex_unlock(&fs->wh_lock);
-	return r;
+		return false;
+	r = sfs_linkat(fs->workfd, SHARED_WHITEOUT, fs->workfd, tmp);
+	if (r == 0)
+		sfs_unlinkat(fs->workfd, tmp, 0);
+	return r == -EPERM || r == -EOPNOTSUPP || r == -EINVAL || r == -EXDEV;
 }
 
 /* Empties workdir/work of what a crashed mount left behind, so no partial
@@ -599,20 +619,23 @@ int sfs_make_whiteout(struct sfs_fs *fs, int dirfd, const char *name)
 {
 	for (int tries = 0; tries < 2 && __atomic_load_n(&fs->wh_shared, __ATOMIC_ACQUIRE);
 	     tries++) {
+		unsigned gen = __atomic_load_n(&fs->wh_gen, __ATOMIC_ACQUIRE);
+		struct stat st;
 		int r = sfs_linkat(fs->workfd, SHARED_WHITEOUT, dirfd, name);
 
 		if (r == 0 || r == -EEXIST || r == -ENOSPC || r == -EDQUOT || r == -EROFS ||
 		    r == -EIO || r == -ENOMEM)
 			return r;
-		/* not made yet, full of links, or gone: a new one (ENOENT may
-		 * also be a directory removed meanwhile, which the retry tells) */
+		/* ENOENT: the directory is gone, or the shared whiteout is
+		 * (not made yet, or removed behind the daemon's back) */
+		if (r == -ENOENT && sfs_fstatat(fs->workfd, SHARED_WHITEOUT, &st, 0) == 0)
+			return r;
 		if (r == -EMLINK || r == -ENOENT) {
-			r = new_shared_whiteout(fs);
+			r = new_shared_whiteout(fs, gen);
 			if (r == 0)
 				continue;
-		}
-		/* an upper without hard links, or refusing these */
-		if (r == -EPERM || r == -EOPNOTSUPP || r == -EINVAL || r == -EXDEV) {
+		} else if (shared_whiteout_unlinkable(fs)) {
+			/* an upper without hard links, or refusing these */
 			su_debug("shared whiteout off: %s", strerror(-r));
 			__atomic_store_n(&fs->wh_shared, false, __ATOMIC_RELEASE);
 		}

@@ -157,7 +157,8 @@ struct sfs_fs {
 	gid_t work_gid;
 	bool work_plain;	 /* ...and the permissions asked: no setgid, no ACL */
 	bool wh_shared;		 /* whiteouts are links to workdir/work/whiteout (atomic) */
-	pthread_mutex_t wh_lock; /* replacing that whiteout */
+	unsigned wh_gen;	 /* times it was replaced (atomic) */
+	pthread_mutex_t wh_lock; /* replacing it */
 	int indexfd;		 /* workdir/index or -1 */
 	int procfd;		 /* /proc/self/fd, to reopen O_PATH fds */
 	char xp[24];		 /* "trusted.overlay." or "user.overlay." */
@@ -280,8 +281,7 @@ unsigned sfs_ox_present(struct sfs_fs *fs, int fd);
 /* Lower directory fd opaque (xattr in any known format, or .wh..wh..opq). */
 bool sfs_lower_dir_opaque(struct sfs_fs *fs, int fd);
 bool sfs_upper_dir_opaque(struct sfs_fs *fs, int fd);
-/* Makes a whiteout named name in the upper dir (nothing there yet). */
-/* Makes name in dirfd a whiteout: a link to the mount's shared whiteout
+/* Makes name in dirfd (nothing there yet) a whiteout: a link to the mount's shared whiteout
  * (as overlayfs does) where the upper allows, else a new 0/0 device. */
 int sfs_make_whiteout(struct sfs_fs *fs, int dirfd, const char *name);
 /* Presented inode number of a real inode in layer l. */

@@ -131,7 +131,11 @@ kovl_mount() {
 # work_leftovers WORKDIR: what a mount left in WORKDIR/work, one name a line,
 # but the shared whiteout every whiteout of the upper is a link to.
 work_leftovers() {
-	find "$1/work" -mindepth 1 ! -path "$1/work/whiteout" -printf '%P\n' 2>/dev/null
+	[ -d "$1/work" ] || {
+		echo "no $1/work"
+		return
+	}
+	find "$1/work" -mindepth 1 ! -path "$1/work/whiteout" -printf '%P\n'
 }
 
 t_umount() {

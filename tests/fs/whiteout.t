@@ -162,23 +162,40 @@ t_umount "$T/oci/m"
 # behind the daemon's back is made again.
 W=$T/shared
 mkdir -p "$W/l/dir/sub" "$W/u" "$W/w"
-for i in 1 2 3 4 5 6; do echo "$i" >"$W/l/f$i"; done
+for i in 1 2 3 4 5 6 7 8 9; do echo "$i" >"$W/l/f$i"; done
 echo z >"$W/l/dir/sub/z"
+mkdir "$W/l/imm" && echo a >"$W/l/imm/a"
 sfs_mount "$W/m" "lowerdir=$W/l,upperdir=$W/u,workdir=$W/w"
 rm "$W/m/f1" "$W/m/f2" "$W/m/f3"
 t_is "$(stat -c %i "$W/u/f1" "$W/u/f2" "$W/u/f3" | sort -u | wc -l) $(stat -c '%h %t:%T %F' "$W/u/f1")" \
 	"1 4 0:0 character special file" "three whiteouts are one 0/0 device, linked from the workdir too"
 rm -rf "$W/m/dir"
 t_is "$(stat -c '%h %i' "$W/u/dir")" "5 $(stat -c %i "$W/u/f1")" "a removed directory is whited out by the same inode"
+echo more >>"$W/m/f5" && rm "$W/m/f5"
+t_is "$(stat -c '%h %i' "$W/u/f5")" "6 $(stat -c %i "$W/u/f1")" "so is a removed file that had been copied up"
 rm "$W/w/work/whiteout"
 rm "$W/m/f4"
-t_is "$(stat -c '%h %t:%T %F' "$W/u/f4") $(ls "$W/m" | tr '\n' ' ')" "2 0:0 character special file f5 f6 " \
+t_is "$(stat -c '%h %t:%T %F' "$W/u/f4") $(ls "$W/m" | tr '\n' ' ')" "2 0:0 character special file f6 f7 f8 f9 imm " \
 	"with the shared whiteout gone, the next removal makes another"
+# a link refused in one directory (immutable here) fails that removal only:
+# whiteouts elsewhere still share the inode
+touch "$W/m/imm/b"
+if chattr +i "$W/u/imm" 2>/dev/null; then
+	rm "$W/m/imm/a" 2>/dev/null
+	got="$? $(ls "$W/m/imm" | tr '\n' ' ')"
+	chattr -i "$W/u/imm"
+	rm "$W/m/f7" "$W/m/f8"
+	t_is "$got$(stat -c '%h %i' "$W/u/f7" "$W/u/f8" | sort -u | tr '\n' ' ')" \
+		"1 a b 4 $(stat -c %i "$W/u/f4") " "a removal refused in an immutable directory leaves sharing on"
+else
+	rm "$W/m/f7" "$W/m/f8"
+	t_skip "a removal refused in an immutable directory leaves sharing on" "chattr +i is refused here"
+fi
 t_is "$(work_leftovers "$W/w")" "" "nothing else in the workdir"
 t_umount "$W/m"
 if kovl_usable; then
 	kovl_mount "$W/k" "lowerdir=$W/l,upperdir=$W/u,workdir=$W/w"
-	t_is "$(ls -A "$W/k" | tr '\n' ' ')" "f5 f6 " "kernel overlayfs reads the linked whiteouts"
+	t_is "$(ls -A "$W/k" | tr '\n' ' ')" "f6 f9 imm " "kernel overlayfs reads the linked whiteouts"
 	t_umount "$W/k"
 else
 	t_skip "kernel overlayfs reads the linked whiteouts" "kernel overlayfs cannot be mounted here"
