@@ -122,5 +122,5 @@ t_ok "writes reach the daemon" test "$(seen WRITE)" -gt "$w0"
 t_is "$(md5sum <"$T/mnt/new")" "$(md5sum <"$T/new.src")" "and the data is right"
 t_fail "no passthrough opens" grep -q "passthrough: 0x" "$T/d.log"
 t_ok "unmount" t_umount "$T/mnt"
-t_is "$(find "$T/work/work" -mindepth 1 | wc -l)" 0 "workdir clean"
+t_is "$(work_leftovers "$T/work" | wc -l)" 0 "workdir clean"
 t_done

@@ -37,7 +37,7 @@ fi
 t_diag "$(awk '{ n += $3 } END { print n + 0 }' "$T/run.log") operations in $SECS s"
 t_ok "the daemon is alive" stat "$T/mnt/shared"
 t_ok "unmount" t_umount "$T/mnt"
-t_is "$(find "$T/work/work" -mindepth 1 | wc -l)" 0 "workdir clean"
+t_is "$(work_leftovers "$T/work" | wc -l)" 0 "workdir clean"
 t_ok "remount" sfs_mount "$T/mnt" "$OPTS"
 t_ok "every file as the model says after the remount" "$ST" verify -p "$PROCS" "$T/mnt" "$T/logs"
 t_ok "unmount again" t_umount "$T/mnt"
