@@ -259,12 +259,14 @@ static int replace_with_whiteout(struct sfs_fs *fs, int pup, const char *name, b
 
 	if (!tmp)
 		return -ENOMEM;
-	/* a shared whiteout swapped in costs no inode (see sfs_make_whiteout) */
-	r = __atomic_load_n(&fs->wh_shared, __ATOMIC_ACQUIRE)
-		? -EINVAL
-		: sfs_renameat2(pup, name, fs->workfd, tmp, RENAME_WHITEOUT);
-	if (r == -EINVAL || r == -EPERM || r == -ENOTSUP) {
-		/* (or no RENAME_WHITEOUT here) build the whiteout and swap */
+	/* a shared whiteout swapped in costs no inode (see sfs_make_whiteout);
+	 * without sharing, RENAME_WHITEOUT where the upper has it */
+	bool swap = __atomic_load_n(&fs->wh_shared, __ATOMIC_ACQUIRE);
+	if (!swap) {
+		r = sfs_renameat2(pup, name, fs->workfd, tmp, RENAME_WHITEOUT);
+		swap = r == -EINVAL || r == -EPERM || r == -ENOTSUP;
+	}
+	if (swap) {
 		r = sfs_make_whiteout(fs, fs->workfd, tmp);
 		if (r < 0)
 			return r;

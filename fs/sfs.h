@@ -281,8 +281,9 @@ unsigned sfs_ox_present(struct sfs_fs *fs, int fd);
 /* Lower directory fd opaque (xattr in any known format, or .wh..wh..opq). */
 bool sfs_lower_dir_opaque(struct sfs_fs *fs, int fd);
 bool sfs_upper_dir_opaque(struct sfs_fs *fs, int fd);
-/* Makes name in dirfd (nothing there yet) a whiteout: a link to the mount's shared whiteout
- * (as overlayfs does) where the upper allows, else a new 0/0 device. */
+/* Makes name in dirfd (nothing there yet) a whiteout: a link to the
+ * mount's shared whiteout (as overlayfs does) where the upper allows, else
+ * a new 0/0 device. */
 int sfs_make_whiteout(struct sfs_fs *fs, int dirfd, const char *name);
 /* Presented inode number of a real inode in layer l. */
 uint64_t sfs_make_ino(struct sfs_fs *fs, int layer, ino_t ino);
