@@ -75,26 +75,28 @@ listing "$T/ref" >"$T/ref.dump"
 t_is "$(listing "$T/mnt" | diff "$T/ref.dump" - | head -5)" "" "the tree is the plain directory's"
 
 # Work inside t3/s4 (relative names: its own fd) while its parent is
-# renamed back and forth and walkers keep the pruner busy.
-(
-	for i in $(seq 1 60); do
-		mv "$T/mnt/t3" "$T/mnt/t3x" && mv "$T/mnt/t3x" "$T/mnt/t3" || echo "rename $i"
-	done
-) >"$T/ren.err" 2>&1 &
-R=$!
-for k in 1 2; do
-	(for i in $(seq 1 6); do find "$T/mnt/t2" "$T/mnt/r25" "$T/mnt/t1" -type d -exec stat -c %n {} + >/dev/null; done) 2>"$T/walk$k.err" &
-	eval "W$k=\$!"
-done
+# renamed back and forth and walkers keep the pruner busy.  The worker
+# enters the directory before the renames start: a cd during one would
+# find no t3.
 (
 	cd "$T/mnt/t3/s4" || exit 1
+	(
+		for i in $(seq 1 60); do
+			mv "$T/mnt/t3" "$T/mnt/t3x" && mv "$T/mnt/t3x" "$T/mnt/t3" || echo "rename $i"
+		done
+	) >"$T/ren.err" 2>&1 &
+	R=$!
+	for k in 1 2; do
+		(for i in $(seq 1 6); do find "$T/mnt/t2" "$T/mnt/r25" "$T/mnt/t1" -type d -exec stat -c %n {} + >/dev/null; done) 2>"$T/walk$k.err" &
+		eval "W$k=\$!"
+	done
 	for i in $(seq 1 300); do
 		echo "$i" >"w$i" && [ "$(cat "w$i")" = "$i" ] && mkdir "d$i" && rmdir "d$i" &&
 			rm "w$i" || echo "step $i"
 	done
 	ls -A | LC_ALL=C sort | tr '\n' ' '
+	wait $R $W1 $W2
 ) >"$T/work.out" 2>&1
-wait $R $W1 $W2
 t_is "$(cat "$T/work.out")" "c f " "300 creates, reads and removals inside a directory whose parent moves"
 t_is "$(cat "$T/ren.err")" "" "60 renames of its parent back and forth"
 t_is "$(cat "$T/walk1.err" "$T/walk2.err")" "" "walks of other directories meanwhile"
