@@ -250,6 +250,28 @@ int sfs_link(struct sfs_fs *fs, struct sfs_node *n, struct sfs_node *parent, con
 	return r;
 }
 
+/* Removes the directory name that a removal moved into the workdir.  It
+ * holds whiteouts alone (its merged view was empty), so it goes with one
+ * listing and an unlink per entry; anything else sends it to su_rm_rf_at.
+ * What stays is cleaned at the next mount. */
+static void discard_work_dir(struct sfs_fs *fs, const char *name)
+{
+	_cleanup_dirstream_ struct sfs_dirstream *d = NULL;
+	struct sfs_rawent de;
+	int r = sfs_dirstream_openat(fs->workfd, name, &d);
+
+	while (r == 0 && (r = sfs_dirstream_next(d, &de)) > 0) {
+		if (!strcmp(de.name, ".") || !strcmp(de.name, ".."))
+			r = 0;
+		else if (de.type != DT_CHR)
+			r = -ENOTEMPTY;
+		else
+			r = sfs_unlinkat(sfs_dirstream_fd(d), de.name, 0);
+	}
+	if (r < 0 || sfs_unlinkat(fs->workfd, name, AT_REMOVEDIR) < 0)
+		su_rm_rf_at(fs->workfd, name);
+}
+
 /* Replaces the upper entry name in dir pup by a whiteout, atomically, and
  * disposes of the old entry. */
 static int replace_with_whiteout(struct sfs_fs *fs, int pup, const char *name, bool dir)
@@ -278,11 +300,10 @@ static int replace_with_whiteout(struct sfs_fs *fs, int pup, const char *name, b
 	}
 	if (r < 0)
 		return r;
-	/* done: what stays in the workdir is cleaned at the next mount */
 	if (dir)
-		su_rm_rf_at(fs->workfd, tmp);
+		discard_work_dir(fs, tmp);
 	else
-		sfs_unlinkat(fs->workfd, tmp, 0);
+		sfs_unlinkat(fs->workfd, tmp, 0); /* else cleaned at the next mount */
 	return 0;
 }
 
@@ -453,7 +474,7 @@ static int remove_upper_dir(struct sfs_fs *fs, int pup, const char *name, int fd
 	r = sfs_renameat2(pup, name, fs->workfd, tmp, RENAME_NOREPLACE);
 	if (r < 0)
 		return r;
-	su_rm_rf_at(fs->workfd, tmp); /* what stays is cleaned at the next mount */
+	discard_work_dir(fs, tmp);
 	return 0;
 }
 
@@ -513,7 +534,7 @@ static void put_back_empty(struct sfs_fs *fs, int pup, const char *name, char *o
 	if (!done && sfs_renameat2(fs->workfd, old, pup, name, RENAME_EXCHANGE) == 0)
 		sfs_unlinkat(fs->workfd, old, AT_REMOVEDIR);
 	else
-		su_rm_rf_at(fs->workfd, old);
+		discard_work_dir(fs, old);
 	free(old);
 }
 
@@ -562,9 +583,10 @@ int sfs_unlink(struct sfs_fs *fs, struct sfs_node *parent, const char *name, boo
 	}
 	/* An upper entry is the real object unless it came from the index
 	 * for a name that only the lower has; an object found in a lower
-	 * needs no second look for one. */
+	 * under its own name needs no second look for one. */
 	bool upper_named = res.upper >= 0 && !res.indexed;
-	lower = !upper_named || (parent->nlow && sfs_lower_has(fs, parent, name));
+	lower = !upper_named || (res.nlow && !res.redirected) ||
+		(parent->nlow && sfs_lower_has(fs, parent, name));
 	if (upper_named && lower) {
 		r = replace_with_whiteout(fs, pup, name, dir);
 	} else if (upper_named) {

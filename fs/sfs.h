@@ -226,6 +226,8 @@ struct sfs_rawent {
 	const char *name;
 };
 int sfs_dirstream_open(int fd, struct sfs_dirstream **out);
+/* The same for the directory name in dirfd, symlinks not followed. */
+int sfs_dirstream_openat(int dirfd, const char *name, struct sfs_dirstream **out);
 int sfs_dirstream_fd(const struct sfs_dirstream *d);
 int sfs_dirstream_next(struct sfs_dirstream *d, struct sfs_rawent *e);
 void sfs_dirstream_close(struct sfs_dirstream *d);

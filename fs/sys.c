@@ -36,22 +36,27 @@ struct sfs_dirstream {
 	char buf[32768] __attribute__((aligned(8)));
 };
 
-int sfs_dirstream_open(int fd, struct sfs_dirstream **out)
+int sfs_dirstream_openat(int dirfd, const char *name, struct sfs_dirstream **out)
 {
 	struct sfs_dirstream *d = malloc(sizeof(*d));
-	int dfd;
+	int fd;
 
 	if (!d)
 		return -ENOMEM;
-	dfd = sfs_openat(fd, ".", O_RDONLY | O_DIRECTORY, 0);
-	if (dfd < 0) {
+	fd = sfs_openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (fd < 0) {
 		free(d);
-		return dfd;
+		return fd;
 	}
-	d->fd = dfd;
+	d->fd = fd;
 	d->pos = d->len = 0;
 	*out = d;
 	return 0;
+}
+
+int sfs_dirstream_open(int fd, struct sfs_dirstream **out)
+{
+	return sfs_dirstream_openat(fd, ".", out);
 }
 
 int sfs_dirstream_fd(const struct sfs_dirstream *d)
