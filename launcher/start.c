@@ -27,13 +27,35 @@
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
 
 /* The attached caller forwards its signals to the container's PID 1; a
- * signal handler can only find it in a static. */
+ * signal handler can only find it in a static.  One that arrives before
+ * PID 1 is known waits in forward_held (a bit per signal number) and goes
+ * once it is: the command may already run and wait for it. */
 static volatile pid_t forward_to;
+static volatile sig_atomic_t forward_held;
 
 static void forward_signal(int sig)
 {
 	if (forward_to > 0)
 		kill(forward_to, sig);
+	else
+		forward_held |= 1 << sig;
+}
+
+/* Starts forwarding to init, with the signals held until now. */
+static void forward_start(pid_t init)
+{
+	sigset_t set, old;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+		sigaddset(&set, forwarded[i]);
+	sigprocmask(SIG_BLOCK, &set, &old);
+	forward_to = init;
+	for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+		if (forward_held & (1 << forwarded[i]))
+			kill(init, forwarded[i]);
+	forward_held = 0;
+	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 static void ignore_signal(int sig)
@@ -619,7 +641,7 @@ int lch_start(const char *root, const char *id, const struct lch_start_opts *o, 
 		lch_spec_free(&spec);
 		return 0;
 	}
-	forward_to = init;
+	forward_start(init);
 	while (waitpid(keeper, &status, 0) < 0 && errno == EINTR)
 		;
 	forward_to = 0;
