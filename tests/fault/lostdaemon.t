@@ -44,14 +44,23 @@ user() {
 }
 # The reader and the holder are still at it when the daemon dies, however
 # quick or slow the machine: the reader reads the file over and over, the
-# holder reads only after the kill.
-user reader2 sh -c "while dd if='$T/mnt/big' of=/dev/null bs=4k status=none iflag=direct; do :; done; exit 1"
+# holder reads only after the kill.  Each user leaves $T/u.NAME.up once it
+# is at work (the writer: once its file is in the upper), and the kill
+# waits for all of them.
+user reader2 sh -c "dd if='$T/mnt/big' of=/dev/null bs=4k count=1 status=none iflag=direct && touch '$T/u.reader2.up' && while dd if='$T/mnt/big' of=/dev/null bs=4k status=none iflag=direct; do :; done; exit 1"
 WRITE_BYTES=$((64 * 1024 * 32000))
 user writer dd if=/dev/zero of="$T/mnt/new" bs=64k count=32000 status=none
-user cwd sh -c "cd '$T/mnt/d' && while ls >/dev/null && cat f1 >/dev/null; do :; done; exit 1"
-user heldfd sh -c "exec 3<'$T/mnt/d/f2'; while [ ! -e '$T/killed' ]; do sleep 0.05; done; cat <&3 && cat '$T/mnt/d/f3'"
-user lister sh -c "while ls -l '$T/mnt/d' >/dev/null; do :; done; exit 1"
-sleep 1
+user cwd sh -c "cd '$T/mnt/d' && ls >/dev/null && touch '$T/u.cwd.up' && while ls >/dev/null && cat f1 >/dev/null; do :; done; exit 1"
+user heldfd sh -c "exec 3<'$T/mnt/d/f2' && touch '$T/u.heldfd.up'; while [ ! -e '$T/killed' ]; do sleep 0.05; done; cat <&3 && cat '$T/mnt/d/f3'"
+user lister sh -c "ls -l '$T/mnt/d' >/dev/null && touch '$T/u.lister.up' && while ls -l '$T/mnt/d' >/dev/null; do :; done; exit 1"
+for _ in $(seq 600); do
+	[ -s "$T/upper/new" ] && touch "$T/u.writer.up"
+	n=0
+	for u in reader2 writer cwd heldfd lister; do [ -e "$T/u.$u.up" ] && n=$((n + 1)); done
+	[ $n = 5 ] && break
+	sleep 0.05
+done
+t_is "$(ls "$T" | grep -c '^u\..*\.up$')" 5 "the five users are at work"
 t_ok "the daemon is alive with five users" kill -0 "$DAEMON"
 kill -9 "$DAEMON"
 wait "$DAEMON" 2>/dev/null
