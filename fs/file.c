@@ -137,6 +137,48 @@ void sfs_release(struct sfs_fs *fs, struct sfs_file *f)
 	free(f);
 }
 
+/* ---- prefilled pages ----
+ * Reading a small lower file costs two round trips besides its open: the
+ * READ, and a GETATTR, as a read from the daemon marks the kernel's atime
+ * stale.  Its data stored into the page cache with the open reply
+ * (notify_store: the open's reply keeps the cache) is read from there.
+ * Only for the one open of the node, under its lock: no copy-up or write
+ * lands between the read and the store, and no reader holds a page of the
+ * file locked while it waits for this daemon. */
+#define PREFILL_MAX (128 << 10)
+
+void sfs_prefill(struct sfs_fs *fs, struct fuse_session *se, fuse_ino_t ino, struct sfs_file *f,
+		 int flags)
+{
+	struct sfs_node *n = f->node;
+	_cleanup_free_ char *buf = NULL;
+	struct stat st;
+	size_t got = 0;
+
+	if (!se || !f->lower || f->pt || (flags & (O_ACCMODE | O_DIRECT | O_TRUNC)) != O_RDONLY)
+		return;
+	pthread_mutex_lock(&n->lock);
+	if (n->prefilled || n->cached_opens != 1 || n->pt_opens || sfs_node_data_up(n) ||
+	    fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    st.st_size > PREFILL_MAX || !(buf = malloc(st.st_size)))
+		goto out;
+	while (got < (size_t)st.st_size) {
+		ssize_t r = pread(f->fd, buf + got, st.st_size - got, got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	if (got == (size_t)st.st_size) {
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(got);
+		bv.buf[0].mem = buf;
+		n->prefilled = fuse_lowlevel_notify_store(se, ino, 0, &bv, 0) == 0;
+	}
+out:
+	pthread_mutex_unlock(&n->lock);
+}
+
 /* ---- reads through a pipe ----
  * A reply shorter than asked is taken by the kernel as the end of the file,
  * so a read that fails part-way must become an error.  Each request thread

@@ -137,6 +137,7 @@ struct sfs_node {
 	int32_t pt_id; /* backing id shared by passthrough opens, or 0 */
 	unsigned pt_opens, cached_opens;
 	bool pt_used;  /* passthrough I/O since the last cached open */
+	bool prefilled; /* its lower data was stored into the kernel's cache */
 	uint64_t tick; /* fs->tick at the last lookup (table_lock) */
 	uint64_t used; /* fs->tick when its lower dir fds were last used (atomic) */
 	int fds;       /* fds counted for prune.c: at publish, +1 at copy-up */
@@ -501,6 +502,10 @@ int sfs_file_flags(struct sfs_fs *fs, int flags);
 /* Wraps an fd already open on n (create) into a file handle. */
 int sfs_file_new(struct sfs_fs *fs, struct sfs_node *n, int fd, int flags, struct sfs_file **out);
 void sfs_release(struct sfs_fs *fs, struct sfs_file *f);
+/* Stores a small lower file's data into the kernel's page cache as it is
+ * opened (flags: the open's, as the kernel gave them). */
+void sfs_prefill(struct sfs_fs *fs, struct fuse_session *se, fuse_ino_t ino, struct sfs_file *f,
+		 int flags);
 /* The fd to read from, refreshed after a copy-up by another handle. */
 int sfs_file_readfd(struct sfs_fs *fs, struct sfs_file *f);
 /* The fd to write to; copies the data up on the first write to a file
