@@ -136,11 +136,11 @@ struct sfs_node {
 	/* open files by I/O mode (passthrough.c), under lock */
 	int32_t pt_id; /* backing id shared by passthrough opens, or 0 */
 	unsigned pt_opens, cached_opens;
-	bool pt_used;  /* passthrough I/O since the last cached open */
+	bool pt_used;	/* passthrough I/O since the last cached open */
 	bool prefilled; /* its lower data was stored into the kernel's cache */
-	uint64_t tick; /* fs->tick at the last lookup (table_lock) */
-	uint64_t used; /* fs->tick when its lower dir fds were last used (atomic) */
-	int fds;       /* fds counted for prune.c: at publish, +1 at copy-up */
+	uint64_t tick;	/* fs->tick at the last lookup (table_lock) */
+	uint64_t used;	/* fs->tick when its lower dir fds were last used (atomic) */
+	int fds;	/* fds counted for prune.c: at publish, +1 at copy-up */
 };
 
 #define SFS_PRUNE_BUSY	  32 /* the most request threads */
