@@ -142,10 +142,18 @@ void sfs_release(struct sfs_fs *fs, struct sfs_file *f)
  * READ, and a GETATTR, as a read from the daemon marks the kernel's atime
  * stale.  Its data stored into the page cache with the open reply
  * (notify_store: the open's reply keeps the cache) is read from there.
- * Only for the one open of the node, under its lock: no copy-up or write
- * lands between the read and the store, and no reader holds a page of the
- * file locked while it waits for this daemon. */
+ * Only for the one open of the node: the kernel sends a handle's RELEASE
+ * after its last request, so no other reader can hold a page of the file
+ * locked while it waits for this daemon.  The lower never changes, so it
+ * is read without the node's lock; the store is made under it, after the
+ * checks again, so no copy-up or other open lands between check and store
+ * (a copy-up's writes then reach the stored pages like any others). */
 #define PREFILL_MAX (128 << 10)
+
+static bool prefill_wanted(struct sfs_node *n)
+{
+	return !n->prefilled && n->cached_opens == 1 && !n->pt_opens && !sfs_node_data_up(n);
+}
 
 void sfs_prefill(struct sfs_fs *fs, struct fuse_session *se, fuse_ino_t ino, struct sfs_file *f,
 		 int flags)
@@ -154,28 +162,30 @@ void sfs_prefill(struct sfs_fs *fs, struct fuse_session *se, fuse_ino_t ino, str
 	_cleanup_free_ char *buf = NULL;
 	struct stat st;
 	size_t got = 0;
+	bool want;
 
 	if (!se || !f->lower || f->pt || (flags & (O_ACCMODE | O_DIRECT | O_TRUNC)) != O_RDONLY)
 		return;
 	pthread_mutex_lock(&n->lock);
-	if (n->prefilled || n->cached_opens != 1 || n->pt_opens || sfs_node_data_up(n) ||
-	    fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	want = prefill_wanted(n);
+	pthread_mutex_unlock(&n->lock);
+	if (!want || fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
 	    st.st_size > PREFILL_MAX || !(buf = malloc(st.st_size)))
-		goto out;
+		return;
 	while (got < (size_t)st.st_size) {
 		ssize_t r = pread(f->fd, buf + got, st.st_size - got, got);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
-			break;
+			return; /* the READ will say what is wrong */
 		got += (size_t)r;
 	}
-	if (got == (size_t)st.st_size) {
+	pthread_mutex_lock(&n->lock);
+	if (prefill_wanted(n)) {
 		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(got);
 		bv.buf[0].mem = buf;
 		n->prefilled = fuse_lowlevel_notify_store(se, ino, 0, &bv, 0) == 0;
 	}
-out:
 	pthread_mutex_unlock(&n->lock);
 }
 
