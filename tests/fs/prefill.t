@@ -21,7 +21,8 @@ head -c 102400 /dev/urandom >"$L/mid"
 head -c 131072 /dev/urandom >"$L/limit"
 head -c 204800 /dev/urandom >"$L/big"
 : >"$L/empty"
-for f in held trunc meta pt again; do head -c 9000 /dev/urandom >"$L/$f"; done
+# (printable: the reader below prints what it reads, a line each time)
+for f in held trunc meta pt again; do head -c 9000 /dev/urandom | base64 -w0 | head -c 9000 >"$L/$f"; done
 cp -a "$L" "$T/ref"
 OPTS=lowerdir=$L,upperdir=$T/upper,workdir=$T/work
 
@@ -76,7 +77,7 @@ for _ in $(seq 200); do [ -e "$T/r2.ready" ] && break; sleep 0.05; done
 echo new >"$M/trunc"
 : >"$T/r2.go"
 wait $rp
-t_is "$(sed -n 2p "$T/r2.out")" "new 4" "and a truncation and a rewrite by another"
+t_is "$(tail -n 1 "$T/r2.out")" "new 4" "and a truncation and a rewrite by another"
 
 # read (stored), closed; then a change by another route, then read again
 cat "$M/meta" >/dev/null
@@ -88,6 +89,33 @@ cat "$M/pt" >/dev/null
 printf QQ | dd of="$M/pt" conv=notrunc status=none
 t_is "$(head -c 2 "$M/pt")" "QQ" "a file read, then written in place by a new handle (passthrough as root): the write"
 t_ok "the rest is the lower's" cmp -i 2 "$M/pt" "$L/pt"
+# Readers opening files while writers truncate, rewrite or append to
+# them: once the writers are done, every file reads as they left it.
+for i in $(seq 40); do head -c 5000 /dev/urandom >"$T/ref/c$i"; done
+t_umount "$M"
+cp "$T/ref"/c* "$L/"
+t_ok "mount again" start_debug "$OPTS"
+pids=
+for i in $(seq 40); do
+	(for _ in 1 2 3 4 5 6; do cat "$M/c$i" >/dev/null; done) &
+	pids="$pids $!"
+	case $((i % 3)) in
+	0) echo "new $i" >"$M/c$i" ;;
+	1) echo "end $i" >>"$M/c$i" ;;
+	2) truncate -s 100 "$M/c$i" ;;
+	esac
+done
+wait $pids
+bad=0
+for i in $(seq 40); do
+	case $((i % 3)) in
+	0) [ "$(cat "$M/c$i")" = "new $i" ] || bad=$((bad + 1)) ;;
+	1) [ "$(tail -c $((${#i} + 5)) "$M/c$i"):$(stat -c %s "$M/c$i")" = "end $i:$((5005 + ${#i}))" ] &&
+		cmp -s -n 5000 "$M/c$i" "$T/ref/c$i" || bad=$((bad + 1)) ;;
+	2) cmp -s -n 100 "$M/c$i" "$T/ref/c$i" && [ "$(stat -c %s "$M/c$i")" = 100 ] || bad=$((bad + 1)) ;;
+	esac
+done
+t_is "$bad" 0 "40 files read while written, truncated or appended to: each as its writer left it"
 t_ok "the daemon is alive" pkill -0 -f "$T/mnt"
 t_ok "unmount" t_umount "$M"
 
