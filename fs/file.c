@@ -155,9 +155,9 @@ static bool prefill_wanted(struct sfs_node *n)
 	return !n->prefilled && n->cached_opens == 1 && !n->pt_opens && !sfs_node_data_up(n);
 }
 
-void sfs_prefill(struct sfs_fs *fs, struct fuse_session *se, fuse_ino_t ino, struct sfs_file *f,
-		 int flags)
+void sfs_prefill(struct sfs_fs *fs, fuse_ino_t ino, struct sfs_file *f, int flags)
 {
+	struct fuse_session *se = fs->prune.se;
 	struct sfs_node *n = f->node;
 	_cleanup_free_ char *buf = NULL;
 	struct stat st;

@@ -283,7 +283,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = !f->pt && sfs_pt_keep_cache(f);
 	fi->noflush = quiet_close(FS(req), fi->flags);
 	if (fi->keep_cache)
-		sfs_prefill(FS(req), FS(req)->prune.se, ino, f, fi->flags);
+		sfs_prefill(FS(req), ino, f, fi->flags);
 	sfs_pt_arm(f->pt);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		sfs_release(FS(req), f);

@@ -504,8 +504,7 @@ int sfs_file_new(struct sfs_fs *fs, struct sfs_node *n, int fd, int flags, struc
 void sfs_release(struct sfs_fs *fs, struct sfs_file *f);
 /* Stores a small lower file's data into the kernel's page cache as it is
  * opened (flags: the open's, as the kernel gave them). */
-void sfs_prefill(struct sfs_fs *fs, struct fuse_session *se, fuse_ino_t ino, struct sfs_file *f,
-		 int flags);
+void sfs_prefill(struct sfs_fs *fs, fuse_ino_t ino, struct sfs_file *f, int flags);
 /* The fd to read from, refreshed after a copy-up by another handle. */
 int sfs_file_readfd(struct sfs_fs *fs, struct sfs_file *f);
 /* The fd to write to; copies the data up on the first write to a file
