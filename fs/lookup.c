@@ -203,7 +203,8 @@ static int scan_lowers(struct sfs_fs *fs, struct sfs_node *owner, struct sfs_low
 		/* a stat, no fd: only directories keep fds of their lowers */
 		r = sfs_fstatat(dfd, name, &st, 0);
 		if (r == -ENOENT || r == -ENOTDIR) {
-			if (has_oci_whiteout(dfd, name))
+			/* (in the last dir, a whiteout would hide nothing) */
+			if (i + 1 < ndirs && has_oci_whiteout(dfd, name))
 				return 0;
 			continue;
 		}
@@ -233,7 +234,8 @@ static int scan_lowers(struct sfs_fs *fs, struct sfs_node *owner, struct sfs_low
 		r = add_lower(res, fd, dirs[i].layer, st.st_ino);
 		if (r < 0)
 			return r;
-		if (sfs_lower_dir_opaque(fs, fd))
+		/* the last dir's opaqueness would hide nothing */
+		if (i + 1 < ndirs && sfs_lower_dir_opaque(fs, fd))
 			return 0;
 	}
 	return 0;
