@@ -324,12 +324,10 @@ static int copy_up_data(struct sfs_fs *fs, struct sfs_node *n, enum sfs_cu how)
 	if (how == SFS_CU_EMPTY) {
 		r = ftruncate(wfd, 0) < 0 ? -errno : 0;
 	} else {
-		rfd = sfs_node_open_lower(fs, n, O_RDONLY);
+		rfd = sfs_node_open_lower(fs, n, O_RDONLY, &st);
 		if (rfd < 0)
 			return rfd;
-		r = sfs_fstatat(rfd, "", &st, 0);
-		if (r == 0)
-			r = su_copy_data(rfd, wfd, st.st_size);
+		r = su_copy_data(rfd, wfd, st.st_size);
 	}
 	if (r == 0 && !fs->o->nofsync && fsync(wfd) < 0)
 		r = -errno;

@@ -29,6 +29,7 @@ int sfs_file_flags(struct sfs_fs *fs, int flags)
 int sfs_open(struct sfs_fs *fs, struct sfs_node *n, int flags, struct sfs_file **out)
 {
 	bool write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC), up;
+	struct stat st;
 	int fd, r;
 
 	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY);
@@ -42,12 +43,16 @@ int sfs_open(struct sfs_fs *fs, struct sfs_node *n, int flags, struct sfs_file *
 	flags = sfs_file_flags(fs, flags);
 	/* a copy-up after this test is seen by the first read */
 	up = write || sfs_node_data_up(n);
-	fd = up ? sfs_reopen(fs, sfs_node_upper(fs, n), flags) : sfs_node_open_lower(fs, n, flags);
+	fd = up ? sfs_reopen(fs, sfs_node_upper(fs, n), flags)
+		: sfs_node_open_lower(fs, n, flags, &st);
 	if (fd < 0)
 		return fd;
 	r = sfs_file_new(fs, n, fd, flags, out);
-	if (r == 0)
-		(*out)->lower = !up;
+	if (r == 0 && !up) {
+		(*out)->lower = true;
+		/* (a lower file does not change: its size stays this) */
+		(*out)->lsize = S_ISREG(st.st_mode) ? st.st_size : -1;
+	}
 	return r;
 }
 
@@ -61,6 +66,7 @@ int sfs_file_new(struct sfs_fs *fs, struct sfs_node *n, int fd, int flags, struc
 	}
 	f->fd = fd;
 	f->oldfd = f->lowfd = -1;
+	f->lsize = -1;
 	f->flags = flags;
 	f->node = n;
 	pthread_mutex_init(&f->lock, NULL);
@@ -99,7 +105,7 @@ int sfs_file_readfd(struct sfs_fs *fs, struct sfs_file *f)
 			fd = f->fd;
 		} else {
 			if (f->lowfd < 0)
-				f->lowfd = sfs_node_open_lower(fs, f->node, O_RDONLY);
+				f->lowfd = sfs_node_open_lower(fs, f->node, O_RDONLY, NULL);
 			fd = f->lowfd;
 			if (f->lowfd < 0)
 				f->lowfd = -1; /* an error this time, a retry next */
@@ -160,8 +166,7 @@ void sfs_prefill(struct sfs_fs *fs, fuse_ino_t ino, struct sfs_file *f, int flag
 	struct fuse_session *se = fs->prune.se;
 	struct sfs_node *n = f->node;
 	_cleanup_free_ char *buf = NULL;
-	struct stat st;
-	size_t got = 0;
+	size_t got = 0, size = (size_t)f->lsize;
 	bool want;
 
 	if (!se || !f->lower || f->pt || (flags & (O_ACCMODE | O_DIRECT | O_TRUNC)) != O_RDONLY)
@@ -169,11 +174,10 @@ void sfs_prefill(struct sfs_fs *fs, fuse_ino_t ino, struct sfs_file *f, int flag
 	pthread_mutex_lock(&n->lock);
 	want = prefill_wanted(n);
 	pthread_mutex_unlock(&n->lock);
-	if (!want || fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
-	    st.st_size > PREFILL_MAX || !(buf = malloc(st.st_size)))
+	if (!want || f->lsize <= 0 || f->lsize > PREFILL_MAX || !(buf = malloc(size)))
 		return;
-	while (got < (size_t)st.st_size) {
-		ssize_t r = pread(f->fd, buf + got, st.st_size - got, got);
+	while (got < size) {
+		ssize_t r = pread(f->fd, buf + got, size - got, got);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)

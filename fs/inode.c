@@ -98,7 +98,7 @@ static int reopen_upper_dir(struct sfs_fs *fs, struct sfs_node *n)
 
 		r = node_path(fs, n, &path);
 		if (r == 0)
-			r = sfs_lower_open(fs, &up, path, O_PATH | O_DIRECTORY);
+			r = sfs_lower_open(fs, &up, path, O_PATH | O_DIRECTORY, NULL);
 		if (r != -ESTALE || i == 2000 ||
 		    (!__atomic_load_n(&fs->renaming, __ATOMIC_SEQ_CST) &&
 		     __atomic_load_n(&fs->renamed, __ATOMIC_SEQ_CST) == seen))
@@ -184,12 +184,12 @@ int sfs_node_open_data(struct sfs_fs *fs, struct sfs_node *n, int flags)
 		int up = sfs_node_upper(fs, n);
 		return up < 0 ? up : sfs_reopen(fs, up, flags);
 	}
-	return sfs_node_open_lower(fs, n, flags);
+	return sfs_node_open_lower(fs, n, flags, NULL);
 }
 
-int sfs_node_open_lower(struct sfs_fs *fs, struct sfs_node *n, int flags)
+int sfs_node_open_lower(struct sfs_fs *fs, struct sfs_node *n, int flags, struct stat *st)
 {
-	return n->nlow ? sfs_lower_open(fs, &n->low[0], n->lowpath, flags) : -EIO;
+	return n->nlow ? sfs_lower_open(fs, &n->low[0], n->lowpath, flags, st) : -EIO;
 }
 
 static void node_free(struct sfs_fs *fs, struct sfs_node *n)

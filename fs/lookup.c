@@ -95,14 +95,20 @@ static int held(const struct sfs_lower *l)
 	return __atomic_load_n(&l->fd, __ATOMIC_ACQUIRE);
 }
 
-int sfs_lower_open(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int flags)
+int sfs_lower_open(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int flags,
+		   struct stat *st)
 {
-	struct stat st;
-	int fd = held(l);
+	struct stat own;
+	int fd = held(l), r;
 
-	if (fd >= 0)
-		return sfs_reopen(fs, fd, flags);
-	return open_by_path(fs, l, path, flags, &st);
+	if (fd < 0)
+		return open_by_path(fs, l, path, flags, st ? st : &own);
+	fd = sfs_reopen(fs, fd, flags);
+	if (fd >= 0 && st && (r = sfs_fstatat(fd, "", st, 0)) < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
 }
 
 int sfs_lower_fd(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int *tmp,

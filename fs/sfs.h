@@ -331,7 +331,7 @@ int sfs_node_metafd(struct sfs_fs *fs, struct sfs_node *n, int *tmp);
 int sfs_node_lowdir(struct sfs_fs *fs, struct sfs_node *n, struct sfs_lower *l, int *tmp);
 /* A new fd of n's data opened with flags (upper data, else the lower). */
 int sfs_node_open_data(struct sfs_fs *fs, struct sfs_node *n, int flags);
-int sfs_node_open_lower(struct sfs_fs *fs, struct sfs_node *n, int flags);
+int sfs_node_open_lower(struct sfs_fs *fs, struct sfs_node *n, int flags, struct stat *st);
 /* Sets n's name to (parent, name); takes a ref on parent. */
 int sfs_node_set_alias(struct sfs_fs *fs, struct sfs_node *n, struct sfs_node *parent,
 		       const char *name);
@@ -362,8 +362,10 @@ int sfs_resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name, st
 void sfs_res_free(struct sfs_res *res);
 /* Opens (flags, O_PATH allowed) or stats the lower object l: through the
  * fd l holds, else by its path below its layer root, symlinks not
- * followed; -ESTALE when the path no longer leads to l's inode. */
-int sfs_lower_open(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int flags);
+ * followed; -ESTALE when the path no longer leads to l's inode.  st, when
+ * not NULL, gets the stat of what was opened. */
+int sfs_lower_open(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int flags,
+		   struct stat *st);
 /* An O_PATH fd of l: the one it holds, else one opened into *tmp, which
  * the caller closes (-1 when none was opened).  st (may be NULL) gets its
  * stat. */
@@ -488,10 +490,11 @@ int sfs_dir_check_empty(struct sfs_fs *fs, struct sfs_node *n);
 
 struct sfs_file {
 	int fd;
-	int oldfd;  /* the lower fd replaced after a copy-up, or -1 */
-	int lowfd;  /* writable handle of a metacopy file: its lower data, or -1 */
-	bool lower; /* fd is a lower file: reopen once n has upper data */
-	int32_t pt; /* backing id when I/O passes through to it, else 0 */
+	int oldfd;   /* the lower fd replaced after a copy-up, or -1 */
+	int lowfd;   /* writable handle of a metacopy file: its lower data, or -1 */
+	bool lower;  /* fd is a lower file: reopen once n has upper data */
+	off_t lsize; /* a lower regular file's size, else -1 */
+	int32_t pt;  /* backing id when I/O passes through to it, else 0 */
 	int flags;
 	struct sfs_node *node;
 	pthread_mutex_t lock;
