@@ -161,36 +161,127 @@ static bool prefill_wanted(struct sfs_node *n)
 	return !n->prefilled && n->cached_opens == 1 && !n->pt_opens && !sfs_node_data_up(n);
 }
 
-void sfs_prefill(struct sfs_fs *fs, fuse_ino_t ino, struct sfs_file *f, int flags)
+bool sfs_prefill(struct sfs_fs *fs, fuse_ino_t ino, struct sfs_file *f, int flags)
 {
 	struct fuse_session *se = fs->prune.se;
 	struct sfs_node *n = f->node;
 	_cleanup_free_ char *buf = NULL;
 	size_t got = 0, size = (size_t)f->lsize;
-	bool want;
+	bool want, done = false;
 
 	if (!se || !f->lower || f->pt || (flags & (O_ACCMODE | O_DIRECT | O_TRUNC)) != O_RDONLY)
-		return;
+		return false;
 	pthread_mutex_lock(&n->lock);
 	want = prefill_wanted(n);
 	pthread_mutex_unlock(&n->lock);
 	if (!want || f->lsize <= 0 || f->lsize > PREFILL_MAX || !(buf = malloc(size)))
-		return;
+		return false;
 	while (got < size) {
 		ssize_t r = pread(f->fd, buf + got, size - got, got);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
-			return; /* the READ will say what is wrong */
+			return false; /* the READ will say what is wrong */
 		got += (size_t)r;
 	}
 	pthread_mutex_lock(&n->lock);
 	if (prefill_wanted(n)) {
 		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(got);
 		bv.buf[0].mem = buf;
-		n->prefilled = fuse_lowlevel_notify_store(se, ino, 0, &bv, 0) == 0;
+		n->prefilled = done = fuse_lowlevel_notify_store(se, ino, 0, &bv, 0) == 0;
 	}
 	pthread_mutex_unlock(&n->lock);
+	return done;
+}
+
+/* ---- readahead of a directory's small files ----
+ * A program reading a tree (tar, cp -r, md5sum -c) opens the files of a
+ * directory one after another, and each prefill waits for the disk.  At the
+ * second prefill in a directory, the request thread, once it has replied,
+ * starts the reads of the directory's other small lower files
+ * (readahead(2) into the lowers' page cache), so the disk works while the
+ * program and the daemon go on.  Bounded per directory; once only. */
+
+#define DIR_RA_FILES   1024
+#define DIR_RA_BYTES   (16 << 20)
+#define DIR_RA_MIN_FDS 1024
+
+struct sfs_node *sfs_readahead_due(struct sfs_fs *fs, struct sfs_node *n)
+{
+	struct sfs_node *p;
+	unsigned need;
+
+	/* (a daemon short of fds keeps them for requests) */
+	if (!fs->o->prefetch || (fs->prune.running && fs->prune.high < DIR_RA_MIN_FDS) ||
+	    !sfs_prune_roomy(fs))
+		return NULL;
+	pthread_mutex_lock(&n->lock);
+	p = n->parent;
+	if (p) {
+		need = __atomic_load_n(&p->listed, __ATOMIC_RELAXED) ? 1 : 2;
+		/* one readahead at a time: it holds a request thread */
+		if (__atomic_add_fetch(&p->prefills, 1, __ATOMIC_RELAXED) >= need &&
+		    !__atomic_load_n(&p->prefetched, __ATOMIC_RELAXED) &&
+		    !__atomic_exchange_n(&fs->prefetching, true, __ATOMIC_ACQUIRE)) {
+			__atomic_store_n(&p->prefetched, true, __ATOMIC_RELAXED);
+			sfs_node_ref(fs, p);
+		} else {
+			p = NULL;
+		}
+	}
+	pthread_mutex_unlock(&n->lock);
+	return p;
+}
+
+/* fds are numbered lowest first: a new one numbered past the pruner's low
+ * mark says the daemon holds that many already, too many to add more that
+ * only make things faster. */
+static bool fd_roomy(struct sfs_fs *fs, int fd)
+{
+	return !fs->prune.running || fd < (int)fs->prune.low;
+}
+
+void sfs_dir_readahead(struct sfs_fs *fs, struct sfs_node *dir)
+{
+	size_t files = 0, bytes = 0;
+
+	for (int i = 0; i < dir->nlow && files < DIR_RA_FILES && bytes < DIR_RA_BYTES; i++) {
+		_cleanup_dirstream_ struct sfs_dirstream *d = NULL;
+		_cleanup_close_ int tmp = -1;
+		/* (an fd the pruner took stays taken: this only makes reads
+		 * faster, and stops when fds run short) */
+		int dfd = sfs_lower_fd(fs, &dir->low[i], dir->lowpath, &tmp, NULL);
+		struct sfs_rawent de;
+
+		if (dfd < 0 || !fd_roomy(fs, tmp) || sfs_dirstream_open(dfd, &d) < 0 ||
+		    !fd_roomy(fs, sfs_dirstream_fd(d)))
+			break;
+		while (files < DIR_RA_FILES && bytes < DIR_RA_BYTES && sfs_prune_roomy(fs) &&
+		       sfs_dirstream_next(d, &de) > 0) {
+			struct stat st;
+			int fd;
+
+			if (de.type != DT_REG)
+				continue;
+			fd = openat(sfs_dirstream_fd(d), de.name,
+				    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+			if (fd < 0)
+				continue;
+			if (!fd_roomy(fs, fd)) {
+				close(fd);
+				break;
+			}
+			if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+			    st.st_size <= PREFILL_MAX) {
+				(void)readahead(fd, 0, (size_t)st.st_size);
+				files++;
+				bytes += (size_t)st.st_size;
+			}
+			close(fd);
+		}
+	}
+	sfs_node_unref(fs, dir);
+	__atomic_store_n(&fs->prefetching, false, __ATOMIC_RELEASE);
 }
 
 /* ---- reads through a pipe ----

@@ -32,6 +32,8 @@ static void usage(FILE *f)
 		"  -o writeback=0|1     kernel writeback cache (0)\n"
 		"  -o passthrough=0|1   reads and writes of upper files bypass the daemon,\n"
 		"                       when run as root on a kernel that offers it (1)\n"
+		"  -o prefetch=0|1      read ahead a directory's small lower files once a\n"
+		"                       program reads through it (1)\n"
 		"  -o metacopy=on|off   attribute changes copy up metadata only (on)\n"
 		"  -o index=on|off      hard links survive copy-up through workdir/index (on)\n"
 		"  -o userxattr         user.overlay.* xattrs (default unless real root)\n"

@@ -77,6 +77,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	int r, tries = 0;
 
+	/* a walk faster than the pruner waits for a round rather than run
+	 * the daemon out of fds (a directory's lookup opens one per layer) */
+	if (sfs_prune_crowded(FS(req)))
+		sfs_prune_wait(FS(req), NODE(req, parent), NULL);
 	do
 		r = sfs_lookup(FS(req), NODE(req, parent), name, &e);
 	while (again(req, NODE(req, parent), r, &tries));
@@ -258,6 +262,8 @@ static bool quiet_close(struct sfs_fs *fs, int flags)
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct sfs_fs *fs = FS(req);
+	struct sfs_node *ra = NULL;
 	struct sfs_file *f;
 	/* set-id bits not known to be absent before a truncating open */
 	bool stale =
@@ -282,11 +288,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * cache stays valid across opens, unless passthrough wrote behind it */
 	fi->keep_cache = !f->pt && sfs_pt_keep_cache(f);
 	fi->noflush = quiet_close(FS(req), fi->flags);
-	if (fi->keep_cache)
-		sfs_prefill(FS(req), ino, f, fi->flags);
+	if (fi->keep_cache && sfs_prefill(FS(req), ino, f, fi->flags))
+		ra = sfs_readahead_due(FS(req), f->node);
 	sfs_pt_arm(f->pt);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		sfs_release(FS(req), f);
+	/* (req is gone after the reply) */
+	if (ra)
+		sfs_dir_readahead(fs, ra);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -468,6 +477,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 		do
 			r = sfs_dir_load(fs, n, d);
 		while (again(req, n, r, &tries));
+		__atomic_store_n(&n->listed, true, __ATOMIC_RELAXED);
 	}
 	for (off_t i = off; r == 0 && i < (off_t)d->n + 2; i++) {
 		struct fuse_entry_param e;

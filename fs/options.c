@@ -37,6 +37,7 @@ void sfs_opts_init(struct sfs_opts *o)
 	o->metacopy = true;
 	o->index = true;
 	o->passthrough = true;
+	o->prefetch = true;
 	o->timeout = 86400;
 }
 
@@ -231,7 +232,8 @@ static int parse_one(struct sfs_opts *o, char *opt, char *err, size_t errlen)
 	}
 	if (!strcmp(opt, "static_nlink") || !strcmp(opt, "noxattrs") || !strcmp(opt, "threaded") ||
 	    !strcmp(opt, "writeback") || !strcmp(opt, "metacopy") || !strcmp(opt, "index") ||
-	    !strcmp(opt, "fsync") || !strcmp(opt, "userxattr") || !strcmp(opt, "passthrough")) {
+	    !strcmp(opt, "fsync") || !strcmp(opt, "userxattr") || !strcmp(opt, "passthrough") ||
+	    !strcmp(opt, "prefetch")) {
 		if (parse_bool(val, &b) < 0)
 			BAD_VAL();
 		if (!strcmp(opt, "static_nlink"))
@@ -250,6 +252,8 @@ static int parse_one(struct sfs_opts *o, char *opt, char *err, size_t errlen)
 			o->nofsync = !b;
 		else if (!strcmp(opt, "passthrough"))
 			o->passthrough = b;
+		else if (!strcmp(opt, "prefetch"))
+			o->prefetch = b;
 		else
 			o->userxattr = b;
 		return 0;

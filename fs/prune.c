@@ -140,6 +140,13 @@ static bool grace_over(struct sfs_fs *fs)
 	return true;
 }
 
+static void retire_all(struct sfs_fs *fs)
+{
+	__atomic_sub_fetch(&fs->prune.pending, (long)fs->prune.nclosing, __ATOMIC_RELAXED);
+	while (fs->prune.nclosing)
+		close(fs->prune.closing[--fs->prune.nclosing]);
+}
+
 /* Closes the fds taken once the grace is over, waiting up to ms for it;
  * a request that takes longer leaves them for the next try.  Fds taken
  * later share the grace noted then, which covers the earlier ones too. */
@@ -150,8 +157,7 @@ static void closing_retire(struct sfs_fs *fs, int ms)
 			return;
 		nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
 	}
-	while (fs->prune.nclosing)
-		close(fs->prune.closing[--fs->prune.nclosing]);
+	retire_all(fs);
 }
 
 /* Whether the pruner may take directory n's upper fd: it is opened again
@@ -190,8 +196,10 @@ static int take_upper(struct sfs_fs *fs, struct sfs_node *n)
 	if (upper_takable(fs, n) && fstat(n->upper, &st) == 0) {
 		__atomic_store_n(&n->upino, st.st_ino, __ATOMIC_RELEASE);
 		fd = __atomic_exchange_n(&n->upper, -1, __ATOMIC_SEQ_CST);
-		if (fd >= 0)
+		if (fd >= 0) {
 			fs->prune.closing[fs->prune.nclosing++] = fd;
+			__atomic_add_fetch(&fs->prune.pending, 1, __ATOMIC_RELAXED);
+		}
 	}
 	pthread_mutex_unlock(&n->lock);
 	return fd >= 0;
@@ -212,7 +220,9 @@ static int take_dir_fds(struct sfs_fs *fs, struct sfs_node *n)
 		fs->prune.closing = c;
 		fs->prune.closing_cap = cap;
 	}
-	k += take_upper(fs, n);
+	int upper = take_upper(fs, n);
+
+	k += upper;
 	for (int i = 0; n->lowpath && i < n->nlow; i++) {
 		int fd;
 
@@ -225,6 +235,7 @@ static int take_dir_fds(struct sfs_fs *fs, struct sfs_node *n)
 		}
 	}
 	__atomic_sub_fetch(&n->fds, k, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&fs->prune.pending, k - upper, __ATOMIC_RELAXED);
 	sfs_prune_account(fs, -k);
 	return k;
 }
@@ -695,8 +706,7 @@ static void close_fds(struct sfs_fs *fs)
 	while (fs->prune.nreserve > 0)
 		close(fs->prune.reserve[--fs->prune.nreserve]);
 	/* the loop has ended: no request uses them */
-	while (fs->prune.nclosing)
-		close(fs->prune.closing[--fs->prune.nclosing]);
+	retire_all(fs);
 }
 
 int sfs_prune_start(struct sfs_fs *fs, struct fuse_session *se)
@@ -731,6 +741,7 @@ int sfs_prune_start(struct sfs_fs *fs, struct fuse_session *se)
 		su_warn("/proc: %m: entries with something mounted on them may be pruned");
 	fs->prune.high = limit - reserve;
 	fs->prune.low = fs->prune.high / 3 * 2;
+	fs->prune.crowded = fs->prune.high + reserve / 2;
 	pthread_mutex_init(&fs->prune.lock, NULL);
 	pthread_cond_init(&fs->prune.wake, NULL);
 	reserve_fill(fs);
@@ -780,10 +791,28 @@ void sfs_prune_account(struct sfs_fs *fs, long delta)
 	}
 }
 
+/* fds held by nodes and those taken from them but still open (they wait
+ * for the grace): a walk that opened directories again while the ones
+ * taken wait would otherwise hold twice the mark */
+static long fds_open(struct sfs_fs *fs)
+{
+	return __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED) +
+	       __atomic_load_n(&fs->prune.pending, __ATOMIC_RELAXED);
+}
+
 bool sfs_prune_pressure(struct sfs_fs *fs)
 {
-	return fs->prune.running &&
-	       __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED) > fs->prune.high;
+	return fs->prune.running && fds_open(fs) > fs->prune.high;
+}
+
+bool sfs_prune_roomy(struct sfs_fs *fs)
+{
+	return !fs->prune.running || fds_open(fs) <= fs->prune.low;
+}
+
+bool sfs_prune_crowded(struct sfs_fs *fs)
+{
+	return fs->prune.running && fds_open(fs) > fs->prune.crowded;
 }
 
 bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir, struct sfs_node *dir2)

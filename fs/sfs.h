@@ -53,7 +53,7 @@ struct sfs_opts {
 	bool squash_to_root;
 	long squash_uid, squash_gid; /* -1: not set */
 	bool static_nlink, noxattrs, nofsync, threaded, writeback, metacopy, index;
-	bool userxattr, readonly, foreground, debug, help, version, passthrough;
+	bool userxattr, readonly, foreground, debug, help, version, passthrough, prefetch;
 	double timeout;
 	char *source, *mountpoint;
 	/* FUSE mount options passed on, comma separated (may be empty) */
@@ -136,11 +136,14 @@ struct sfs_node {
 	/* open files by I/O mode (passthrough.c), under lock */
 	int32_t pt_id; /* backing id shared by passthrough opens, or 0 */
 	unsigned pt_opens, cached_opens;
-	bool pt_used;	/* passthrough I/O since the last cached open */
-	bool prefilled; /* its lower data was stored into the kernel's cache */
-	uint64_t tick;	/* fs->tick at the last lookup (table_lock) */
-	uint64_t used;	/* fs->tick when its lower dir fds were last used (atomic) */
-	int fds;	/* fds counted for prune.c: at publish, +1 at copy-up */
+	bool pt_used;	   /* passthrough I/O since the last cached open */
+	bool prefilled;	   /* its lower data was stored into the kernel's cache */
+	uint16_t prefills; /* of its children, counted to start a readahead */
+	bool prefetched;   /* its readahead was made (atomic) */
+	bool listed;	   /* a listing was read */
+	uint64_t tick;	   /* fs->tick at the last lookup (table_lock) */
+	uint64_t used;	   /* fs->tick when its lower dir fds were last used (atomic) */
+	int fds;	   /* fds counted for prune.c: at publish, +1 at copy-up */
 };
 
 #define SFS_PRUNE_BUSY	  32 /* the most request threads */
@@ -189,7 +192,9 @@ struct sfs_fs {
 		pthread_cond_t wake;
 		bool running, stop, forced;
 		long fds;	      /* held by nodes (atomic) */
+		long pending;	      /* taken from nodes, not yet closed (atomic) */
 		long high, low;	      /* prune above high, down to low */
+		long crowded;	      /* lookups wait for a round above this */
 		unsigned long rounds; /* pruning rounds done (atomic) */
 		/* directories whose requests wait for a round (lock) */
 		struct sfs_node *busy[SFS_PRUNE_BUSY];
@@ -206,8 +211,9 @@ struct sfs_fs {
 		int *closing;		      /* fds taken, to close after the grace */
 		size_t nclosing, closing_cap;
 		uint64_t *snap; /* the slots' counts when they were taken */
-	} prune;		/* prune.c */
-	uint64_t tick;		/* lookups so far (written under table_lock) */
+	} prune;
+	bool prefetching; /* a directory readahead is under way (atomic) */ /* prune.c */
+	uint64_t tick; /* lookups so far (written under table_lock) */
 	/* renames of directories under way, and done (atomic; dir.c) */
 	unsigned renaming;
 	uint64_t renamed;
@@ -507,7 +513,13 @@ int sfs_file_new(struct sfs_fs *fs, struct sfs_node *n, int fd, int flags, struc
 void sfs_release(struct sfs_fs *fs, struct sfs_file *f);
 /* Stores a small lower file's data into the kernel's page cache as it is
  * opened (flags: the open's, as the kernel gave them). */
-void sfs_prefill(struct sfs_fs *fs, fuse_ino_t ino, struct sfs_file *f, int flags);
+bool sfs_prefill(struct sfs_fs *fs, fuse_ino_t ino, struct sfs_file *f, int flags);
+/* After a prefill of n: its parent, with a reference, when the parent's
+ * small files should be read ahead (sfs_dir_readahead), else NULL. */
+struct sfs_node *sfs_readahead_due(struct sfs_fs *fs, struct sfs_node *n);
+/* Starts reading the small regular files of dir's lowers into the page
+ * cache, for the opens that come next; drops the reference. */
+void sfs_dir_readahead(struct sfs_fs *fs, struct sfs_node *dir);
 /* The fd to read from, refreshed after a copy-up by another handle. */
 int sfs_file_readfd(struct sfs_fs *fs, struct sfs_file *f);
 /* The fd to write to; copies the data up on the first write to a file
@@ -545,6 +557,12 @@ void sfs_prune_stop(struct sfs_fs *fs);
 void sfs_prune_account(struct sfs_fs *fs, long delta);
 /* True while nodes hold more fds than they should. */
 bool sfs_prune_pressure(struct sfs_fs *fs);
+/* Far from the limit (at most the pruner's low mark): room for fds that
+ * only make things faster. */
+bool sfs_prune_roomy(struct sfs_fs *fs);
+/* Past the mark half-way from high to the limit: new fds should wait for
+ * a pruning round. */
+bool sfs_prune_crowded(struct sfs_fs *fs);
 /* After EMFILE in a request that holds dir and dir2 (or NULL) locked in
  * the kernel: prunes now and waits a little; true if it is worth a retry. */
 bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir, struct sfs_node *dir2);
