@@ -341,7 +341,7 @@ static int cli_ps(struct cli_ctx *ctx, int argc, char **argv)
 
 		if (lch_load(ctx->root, ids[i], &s, &e) < 0)
 			continue;
-		lch_state_read(ctx->root, ids[i], &state);
+		lch_state_read_settled(ctx->root, ids[i], &state);
 		st = lch_state_actual(&state);
 		if (all || st == LCH_RUNNING)
 			ps_one(&s, &state, st, quiet, json);
@@ -408,7 +408,7 @@ static bool is_running(const char *root, const char *id)
 	struct lch_state st;
 	bool running;
 
-	lch_state_read(root, id, &st);
+	lch_state_read_settled(root, id, &st);
 	running = lch_state_actual(&st) == LCH_RUNNING;
 	lch_state_free(&st);
 	return running;

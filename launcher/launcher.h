@@ -111,10 +111,14 @@ int lch_lock(const char *root, const char *id, bool wait, struct su_error *e);
 int lch_lookup(const char *root, const char *ref, char **id, struct su_error *e);
 int lch_load(const char *root, const char *id, struct lch_spec *spec, struct su_error *e);
 int lch_state_read(const char *root, const char *id, struct lch_state *st);
+/* lch_state_read, but when the container's command has just ended and its
+ * keeper is still recording the exit, waits (up to 6 s) for that record,
+ * so that ps, exec, kill and start agree on whether it runs. */
+int lch_state_read_settled(const char *root, const char *id, struct lch_state *st);
 int lch_state_write(const char *root, const char *id, const struct lch_state *st);
 void lch_state_free(struct lch_state *st);
 /* The status as it really is: a "running" record whose processes are gone
- * (crash of the launcher, of strata-fs or of the machine) reads as exited. */
+ * (crash of the launcher, of strata-fs or of the machine) reads as dead. */
 enum lch_status lch_state_actual(const struct lch_state *st);
 const char *lch_status_name(enum lch_status s);
 bool lch_proc_alive(const struct lch_proc *p);

@@ -199,7 +199,7 @@ int lch_kill(const char *root, const char *id, int sig, struct su_error *e)
 	struct lch_state st;
 	int r = 0;
 
-	lch_state_read(root, id, &st);
+	lch_state_read_settled(root, id, &st);
 	if (lch_state_actual(&st) != LCH_RUNNING || !lch_proc_alive(&st.init))
 		r = su_error_set(e, 0, "container %.12s is not running", id);
 	else if (kill(st.init.pid, sig) < 0)
@@ -590,7 +590,7 @@ int lch_exec(const char *root, const char *id, const struct lch_exec_opts *o, st
 
 	if (lch_load(root, id, &s, e) < 0)
 		return -1;
-	lch_state_read(root, id, &st);
+	lch_state_read_settled(root, id, &st);
 	if (st.removing)
 		r = su_error_set(e, 0, "container %s is being removed", s.name);
 	else if (lch_state_actual(&st) != LCH_RUNNING || !lch_proc_alive(&st.init))

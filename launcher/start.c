@@ -584,7 +584,7 @@ int lch_start(const char *root, const char *id, const struct lch_start_opts *o, 
 
 	if (lock < 0 || lch_load(root, id, &spec, e) < 0)
 		return -1;
-	lch_state_read(root, id, &st);
+	lch_state_read_settled(root, id, &st);
 	if (st.removing)
 		rc = su_error_set(e, EBUSY, "container %s is being removed", spec.name);
 	else if (lch_state_actual(&st) == LCH_RUNNING)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 
 char *lch_containers_dir(const char *root)
 {
@@ -269,6 +270,30 @@ void lch_state_free(struct lch_state *st)
 	free(st->finished_at);
 	free(st->error);
 	memset(st, 0, sizeof(*st));
+}
+
+/* A keeper whose PID 1 (or strata-fs) has died is recording the exit:
+ * unmounting, waiting for strata-fs, then writing state.json.  Until then
+ * the record says running while there is no command left to exec into. */
+static bool exiting(const struct lch_state *st)
+{
+	return st->status == LCH_RUNNING && st->keeper.pid != getpid() &&
+	       lch_proc_alive(&st->keeper) &&
+	       !(lch_proc_alive(&st->init) && lch_proc_alive(&st->fs));
+}
+
+int lch_state_read_settled(const char *root, const char *id, struct lch_state *st)
+{
+	/* The keeper gives strata-fs 5 s to exit before it kills it. */
+	struct timespec tick = {.tv_nsec = 10 * 1000000L};
+
+	lch_state_read(root, id, st);
+	for (int ms = 0; ms < 6000 && exiting(st); ms += 10) {
+		nanosleep(&tick, NULL);
+		lch_state_free(st);
+		lch_state_read(root, id, st);
+	}
+	return 0;
 }
 
 enum lch_status lch_state_actual(const struct lch_state *st)
