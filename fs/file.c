@@ -205,6 +205,7 @@ bool sfs_prefill(struct sfs_fs *fs, fuse_ino_t ino, struct sfs_file *f, int flag
 #define DIR_RA_FILES   1024
 #define DIR_RA_BYTES   (16 << 20)
 #define DIR_RA_MIN_FDS 1024
+#define DIR_RA_SEEN    (4 * DIR_RA_FILES) /* entries looked at, of any kind */
 
 struct sfs_node *sfs_readahead_due(struct sfs_fs *fs, struct sfs_node *n)
 {
@@ -243,21 +244,25 @@ static bool fd_roomy(struct sfs_fs *fs, int fd)
 
 void sfs_dir_readahead(struct sfs_fs *fs, struct sfs_node *dir)
 {
-	size_t files = 0, bytes = 0;
+	size_t files = 0, bytes = 0, seen = 0;
 
 	for (int i = 0; i < dir->nlow && files < DIR_RA_FILES && bytes < DIR_RA_BYTES; i++) {
 		_cleanup_dirstream_ struct sfs_dirstream *d = NULL;
 		_cleanup_close_ int tmp = -1;
+		struct sfs_rawent de;
+		int dfd;
+
+		/* (not a FUSE or network layer: each open may be remote work) */
+		if (fs->layers[dir->low[i].layer].pin)
+			continue;
 		/* (an fd the pruner took stays taken: this only makes reads
 		 * faster, and stops when fds run short) */
-		int dfd = sfs_lower_fd(fs, &dir->low[i], dir->lowpath, &tmp, NULL);
-		struct sfs_rawent de;
-
+		dfd = sfs_lower_fd(fs, &dir->low[i], dir->lowpath, &tmp, NULL);
 		if (dfd < 0 || !fd_roomy(fs, tmp) || sfs_dirstream_open(dfd, &d) < 0 ||
 		    !fd_roomy(fs, sfs_dirstream_fd(d)))
 			break;
-		while (files < DIR_RA_FILES && bytes < DIR_RA_BYTES && sfs_prune_roomy(fs) &&
-		       sfs_dirstream_next(d, &de) > 0) {
+		while (files < DIR_RA_FILES && bytes < DIR_RA_BYTES && seen++ < DIR_RA_SEEN &&
+		       sfs_prune_roomy(fs) && sfs_dirstream_next(d, &de) > 0) {
 			struct stat st;
 			int fd;
 

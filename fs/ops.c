@@ -80,7 +80,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	/* a walk faster than the pruner waits for a round rather than run
 	 * the daemon out of fds (a directory's lookup opens one per layer) */
 	if (sfs_prune_crowded(FS(req)))
-		sfs_prune_wait(FS(req), NODE(req, parent), NULL);
+		sfs_prune_throttle(FS(req));
 	do
 		r = sfs_lookup(FS(req), NODE(req, parent), name, &e);
 	while (again(req, NODE(req, parent), r, &tries));
@@ -291,9 +291,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fi->keep_cache && sfs_prefill(FS(req), ino, f, fi->flags))
 		ra = sfs_readahead_due(FS(req), f->node);
 	sfs_pt_arm(f->pt);
-	if (fuse_reply_open(req, fi) == -ENOENT)
-		sfs_release(FS(req), f);
 	/* (req is gone after the reply) */
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		sfs_release(fs, f);
 	if (ra)
 		sfs_dir_readahead(fs, ra);
 }
@@ -477,7 +477,8 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 		do
 			r = sfs_dir_load(fs, n, d);
 		while (again(req, n, r, &tries));
-		__atomic_store_n(&n->listed, true, __ATOMIC_RELAXED);
+		if (r == 0)
+			__atomic_store_n(&n->listed, true, __ATOMIC_RELAXED);
 	}
 	for (off_t i = off; r == 0 && i < (off_t)d->n + 2; i++) {
 		struct fuse_entry_param e;

@@ -142,9 +142,11 @@ static bool grace_over(struct sfs_fs *fs)
 
 static void retire_all(struct sfs_fs *fs)
 {
-	__atomic_sub_fetch(&fs->prune.pending, (long)fs->prune.nclosing, __ATOMIC_RELAXED);
+	long n = (long)fs->prune.nclosing;
+
 	while (fs->prune.nclosing)
 		close(fs->prune.closing[--fs->prune.nclosing]);
+	__atomic_sub_fetch(&fs->prune.pending, n, __ATOMIC_RELAXED);
 }
 
 /* Closes the fds taken once the grace is over, waiting up to ms for it;
@@ -685,6 +687,7 @@ static void *prune_thread(void *arg)
 		fs->prune.forced = false;
 		pthread_mutex_unlock(&fs->prune.lock);
 		idle = prune_once(fs, forced, &sp) == 0;
+		__atomic_store_n(&fs->prune.futile, idle, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&fs->prune.rounds, 1, __ATOMIC_RELEASE);
 		/* let the FORGETs arrive before counting again */
 		nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
@@ -813,6 +816,21 @@ bool sfs_prune_roomy(struct sfs_fs *fs)
 bool sfs_prune_crowded(struct sfs_fs *fs)
 {
 	return fs->prune.running && fds_open(fs) > fs->prune.crowded;
+}
+
+void sfs_prune_throttle(struct sfs_fs *fs)
+{
+	if (!fs->prune.running || __atomic_load_n(&fs->prune.futile, __ATOMIC_RELAXED))
+		return;
+	/* idle: the fds taken may close (grace) while this thread waits */
+	sfs_grace_idle(fs);
+	if (pthread_mutex_trylock(&fs->prune.lock) == 0) {
+		pthread_cond_signal(&fs->prune.wake);
+		pthread_mutex_unlock(&fs->prune.lock);
+	}
+	for (int i = 0; i < 20 && sfs_prune_crowded(fs); i++)
+		nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+	sfs_grace_busy(fs);
 }
 
 bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir, struct sfs_node *dir2)

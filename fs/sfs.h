@@ -195,6 +195,7 @@ struct sfs_fs {
 		long pending;	      /* taken from nodes, not yet closed (atomic) */
 		long high, low;	      /* prune above high, down to low */
 		long crowded;	      /* lookups wait for a round above this */
+		bool futile;	      /* the last round took nothing (atomic) */
 		unsigned long rounds; /* pruning rounds done (atomic) */
 		/* directories whose requests wait for a round (lock) */
 		struct sfs_node *busy[SFS_PRUNE_BUSY];
@@ -211,9 +212,9 @@ struct sfs_fs {
 		int *closing;		      /* fds taken, to close after the grace */
 		size_t nclosing, closing_cap;
 		uint64_t *snap; /* the slots' counts when they were taken */
-	} prune;
-	bool prefetching; /* a directory readahead is under way (atomic) */ /* prune.c */
-	uint64_t tick; /* lookups so far (written under table_lock) */
+	} prune;		/* prune.c */
+	bool prefetching;	/* a directory readahead is under way (atomic) */
+	uint64_t tick;		/* lookups so far (written under table_lock) */
 	/* renames of directories under way, and done (atomic; dir.c) */
 	unsigned renaming;
 	uint64_t renamed;
@@ -563,6 +564,10 @@ bool sfs_prune_roomy(struct sfs_fs *fs);
 /* Past the mark half-way from high to the limit: new fds should wait for
  * a pruning round. */
 bool sfs_prune_crowded(struct sfs_fs *fs);
+/* Wakes the pruner and waits a little (at most 20 ms) for the fds to fall
+ * back under that mark, holding no fd meanwhile; returns at once when the
+ * last round could take nothing. */
+void sfs_prune_throttle(struct sfs_fs *fs);
 /* After EMFILE in a request that holds dir and dir2 (or NULL) locked in
  * the kernel: prunes now and waits a little; true if it is worth a retry. */
 bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir, struct sfs_node *dir2);
