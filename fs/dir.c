@@ -431,7 +431,7 @@ static int link_up(struct sfs_fs *fs, struct sfs_node *n, int pup, const char *n
 
 /* Counts the entries of the upper dir fd whose merged view is empty: 0, or
  * 1 when it holds whiteouts; -ENOTEMPTY when anything else is there. */
-static int upper_dir_whiteouts(int fd)
+static int upper_dir_whiteouts(struct sfs_fs *fs, int fd)
 {
 	_cleanup_dirstream_ struct sfs_dirstream *d = NULL;
 	struct sfs_rawent de;
@@ -447,12 +447,14 @@ static int upper_dir_whiteouts(int fd)
 			continue;
 		if (de.type != DT_CHR && de.type != DT_UNKNOWN)
 			return -ENOTEMPTY;
+		found = 1;
+		if (sfs_is_shared_whiteout(fs, &de))
+			continue;
 		r = sfs_fstatat(sfs_dirstream_fd(d), de.name, &st, 0);
 		if (r < 0)
 			return r;
 		if (!sfs_is_whiteout(&st))
 			return -ENOTEMPTY;
-		found = 1;
 	}
 	return r < 0 ? r : found;
 }
@@ -464,7 +466,7 @@ static int upper_dir_whiteouts(int fd)
 static int remove_upper_dir(struct sfs_fs *fs, int pup, const char *name, int fd)
 {
 	_cleanup_free_ char *tmp = NULL;
-	int r = upper_dir_whiteouts(fd);
+	int r = upper_dir_whiteouts(fs, fd);
 
 	if (r <= 0)
 		return r < 0 ? r : sfs_unlinkat(pup, name, AT_REMOVEDIR);
@@ -668,7 +670,7 @@ static int move_over_dir(struct sfs_fs *fs, int up1, const char *n1, int up2, co
 			 struct sfs_node *src, int dup, bool src_lower)
 {
 	_cleanup_free_ char *old = NULL;
-	int r = upper_dir_whiteouts(dup);
+	int r = upper_dir_whiteouts(fs, dup);
 
 	if (r > 0)
 		r = swap_in_empty(fs, up2, n2, dup, &old);

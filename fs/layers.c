@@ -132,6 +132,21 @@ static void probe_workdir(struct sfs_fs *fs)
  * allows. */
 #define SHARED_WHITEOUT "whiteout"
 
+/* Whether the listing of dirfd numbers name as its stat does (st_ino):
+ * not so on every filesystem (FUSE without use_ino, some overlays). */
+static bool listed_as(int dirfd, const char *name, ino_t ino)
+{
+	_cleanup_dirstream_ struct sfs_dirstream *d = NULL;
+	struct sfs_rawent de;
+
+	if (sfs_dirstream_open(dirfd, &d) < 0)
+		return false;
+	while (sfs_dirstream_next(d, &de) > 0)
+		if (!strcmp(de.name, name))
+			return de.ino == (uint64_t)ino;
+	return false;
+}
+
 /* Replaces the shared whiteout, unless another thread did since gen. */
 static int new_shared_whiteout(struct sfs_fs *fs, unsigned gen)
 {
@@ -142,13 +157,23 @@ static int new_shared_whiteout(struct sfs_fs *fs, unsigned gen)
 		return -ENOMEM;
 	pthread_mutex_lock(&fs->wh_lock);
 	if (__atomic_load_n(&fs->wh_gen, __ATOMIC_ACQUIRE) == gen) {
+		struct stat st;
+
 		r = sfs_mknodat(fs->workfd, tmp, S_IFCHR | 0, makedev(0, 0));
 		if (r == 0)
-			r = sfs_renameat2(fs->workfd, tmp, fs->workfd, SHARED_WHITEOUT, 0);
+			r = sfs_fstatat(fs->workfd, tmp, &st, 0);
 		if (r == 0)
+			r = sfs_renameat2(fs->workfd, tmp, fs->workfd, SHARED_WHITEOUT, 0);
+		if (r == 0) {
+			uint64_t ino = listed_as(fs->workfd, SHARED_WHITEOUT, st.st_ino)
+					   ? (uint64_t)st.st_ino
+					   : 0;
+
+			__atomic_store_n(&fs->wh_ino, ino, __ATOMIC_RELEASE);
 			__atomic_add_fetch(&fs->wh_gen, 1, __ATOMIC_RELEASE);
-		else
+		} else {
 			sfs_unlinkat(fs->workfd, tmp, 0);
+		}
 	}
 	pthread_mutex_unlock(&fs->wh_lock);
 	return r;
@@ -607,6 +632,16 @@ bool sfs_lower_dir_opaque(struct sfs_fs *fs, int fd)
 			return true;
 	}
 	return sfs_fstatat(fd, ".wh..wh..opq", &st, 0) == 0;
+}
+
+bool sfs_is_shared_whiteout(struct sfs_fs *fs, const struct sfs_rawent *de)
+{
+	/* The inode linked at workdir/work/whiteout: that link keeps its
+	 * number from being reused, so an entry of that number is a link to
+	 * it (emptied at mount, the workdir holds no other). */
+	uint64_t ino = __atomic_load_n(&fs->wh_ino, __ATOMIC_ACQUIRE);
+
+	return ino && de->type == DT_CHR && de->ino == ino;
 }
 
 bool sfs_upper_dir_opaque(struct sfs_fs *fs, int fd)

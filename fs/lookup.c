@@ -210,7 +210,8 @@ static int scan_lowers(struct sfs_fs *fs, struct sfs_node *owner, struct sfs_low
 		r = sfs_fstatat(dfd, name, &st, 0);
 		if (r == -ENOENT || r == -ENOTDIR) {
 			/* (in the last dir, a whiteout would hide nothing) */
-			if (i + 1 < ndirs && has_oci_whiteout(dfd, name))
+			if (i + 1 < ndirs && !__atomic_load_n(&dirs[i].nowh, __ATOMIC_RELAXED) &&
+			    has_oci_whiteout(dfd, name))
 				return 0;
 			continue;
 		}
@@ -502,6 +503,32 @@ int sfs_resolve_hint(struct sfs_fs *fs, struct sfs_node *parent, const char *nam
 	return resolve(fs, parent, name, pos, res);
 }
 
+int sfs_lookup_known(struct sfs_fs *fs, struct sfs_node *parent, const char *name, uint64_t ino,
+		     struct fuse_entry_param *e)
+{
+	struct sfs_node *n = sfs_node_find(fs, ino, true);
+	bool same;
+	int r;
+
+	if (!n)
+		return 1;
+	/* the node's one name is kept up to date by every rename and
+	 * removal made through the mount */
+	pthread_mutex_lock(&n->lock);
+	same = n->parent == parent && n->name && !strcmp(n->name, name) && !n->unlinked;
+	pthread_mutex_unlock(&n->lock);
+	memset(e, 0, sizeof(*e));
+	r = same ? sfs_getattr(fs, n, &e->attr) : 1;
+	if (r != 0) {
+		sfs_node_forget(fs, n, 1);
+		return r == -ENOENT ? 1 : r;
+	}
+	e->ino = sfs_node_id(fs, n);
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
+	return 0;
+}
+
 int sfs_publish_entry(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 		      struct sfs_res *res, struct fuse_entry_param *e)
 {
@@ -536,7 +563,8 @@ bool sfs_lower_has(struct sfs_fs *fs, struct sfs_node *parent, const char *name)
 			return true;
 		if (sfs_fstatat(fd, name, &st, 0) == 0)
 			return !sfs_is_whiteout(&st);
-		if (has_oci_whiteout(fd, name))
+		if (!__atomic_load_n(&parent->low[i].nowh, __ATOMIC_RELAXED) &&
+		    has_oci_whiteout(fd, name))
 			return false;
 	}
 	return false;

@@ -500,7 +500,10 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 			/* short of fds, entries go without attributes: the
 			 * kernel looks up those it needs */
 			if (plus && !sfs_prune_pressure(fs)) {
-				int lr = sfs_lookup_hint(fs, n, name, de->pos, &e);
+				int lr = sfs_lookup_known(fs, n, name, de->ino, &e);
+
+				if (lr == 1)
+					lr = sfs_lookup_hint(fs, n, name, de->pos, &e);
 				if (lr == -ENOENT)
 					continue; /* removed since the listing was made */
 				if (lr == -EMFILE || lr == -ENFILE) {

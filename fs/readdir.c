@@ -90,7 +90,7 @@ static int scan_layer(struct sfs_fs *fs, struct sfs_node *dir, int fd, int layer
 {
 	_cleanup_dirstream_ struct sfs_dirstream *d = NULL;
 	struct sfs_rawent de;
-	bool upper = pos < 0;
+	bool upper = pos < 0, wh = false;
 	int r = sfs_dirstream_open(fd, &d);
 
 	if (r < 0)
@@ -102,6 +102,7 @@ static int scan_layer(struct sfs_fs *fs, struct sfs_node *dir, int fd, int layer
 		if (!strcmp(name, ".") || !strcmp(name, ".."))
 			continue;
 		if (!upper && su_str_has_prefix(name, ".wh.")) {
+			wh = true;
 			if (strcmp(name, ".wh..wh..opq") && !seen_has(b, name + 4)) {
 				r = seen_add(b, name + 4);
 				if (r < 0)
@@ -114,6 +115,8 @@ static int scan_layer(struct sfs_fs *fs, struct sfs_node *dir, int fd, int layer
 		r = seen_add(b, name);
 		if (r < 0)
 			return r;
+		if (upper && sfs_is_shared_whiteout(fs, &de))
+			continue;
 		if (de.type == DT_CHR || de.type == DT_UNKNOWN) {
 			if (sfs_fstatat(sfs_dirstream_fd(d), name, &st, 0) == 0 &&
 			    sfs_is_whiteout(&st))
@@ -128,6 +131,9 @@ static int scan_layer(struct sfs_fs *fs, struct sfs_node *dir, int fd, int layer
 		if (r < 0)
 			return r;
 	}
+	/* lowers never change: what this listing saw holds for good */
+	if (r == 0 && !upper && !wh)
+		__atomic_store_n(&dir->low[pos].nowh, true, __ATOMIC_RELAXED);
 	return r;
 }
 

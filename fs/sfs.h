@@ -103,6 +103,9 @@ struct sfs_lower {
 	int fd;	   /* O_PATH, owned by the node, or -1 */
 	int layer; /* index into fs->layers */
 	ino_t ino; /* st_ino in the layer */
+	/* a listing read to its end found no .wh. name (no OCI whiteout or
+	 * opaque marker): lookups need not probe for one (atomic) */
+	bool nowh;
 };
 
 /* A node is one object of the merged tree, keyed by its st_ino.  Fields
@@ -162,6 +165,7 @@ struct sfs_fs {
 	bool work_plain;	 /* ...and the permissions asked: no setgid, no ACL */
 	bool wh_shared;		 /* whiteouts are links to workdir/work/whiteout (atomic) */
 	unsigned wh_gen;	 /* times it was replaced (atomic) */
+	uint64_t wh_ino;	 /* its st_ino, 0 before it exists (atomic) */
 	pthread_mutex_t wh_lock; /* replacing it */
 	int indexfd;		 /* workdir/index or -1 */
 	int procfd;		 /* /proc/self/fd, to reopen O_PATH fds */
@@ -275,6 +279,9 @@ int sfs_rmox(struct sfs_fs *fs, int fd, const char *name);
 /* True for names the filesystem keeps to itself (hidden from listxattr). */
 bool sfs_is_private_xattr(struct sfs_fs *fs, const char *name);
 bool sfs_is_whiteout(const struct stat *st);
+/* An upper directory entry that is a link to the shared whiteout, known
+ * without a stat; false means "maybe not": stat it (sfs_is_whiteout). */
+bool sfs_is_shared_whiteout(struct sfs_fs *fs, const struct sfs_rawent *de);
 /* Which overlay xattrs an object carries, from one listxattr call, so the
  * common object with none costs a single system call. */
 enum {
@@ -387,6 +394,12 @@ int sfs_resolve_hint(struct sfs_fs *fs, struct sfs_node *parent, const char *nam
  * one kernel lookup reference, frees res, and fills e from res's stat. */
 int sfs_publish_entry(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 		      struct sfs_res *res, struct fuse_entry_param *e);
+/* For a name of a listing (ino: the listing's number for it) whose node
+ * this mount already holds at parent/name: takes a kernel lookup reference
+ * and fills e from the node, without a walk through the layers.  1 when
+ * there is no such node (nothing taken: resolve the name). */
+int sfs_lookup_known(struct sfs_fs *fs, struct sfs_node *parent, const char *name, uint64_t ino,
+		     struct fuse_entry_param *e);
 /* Resolves and publishes parent/name; fills e. */
 int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 	       struct fuse_entry_param *e);

@@ -57,6 +57,20 @@ for fmt in ovl oci; do
 	t_is "$(fsop stat "$r/m/d/.wh..wh..opq")" ENOENT "$fmt: opaque marker is not looked up"
 	t_is "$(find "$r/m" -name '.wh.*' -o -type c | wc -l)" 0 "$fmt: no whiteout anywhere in a walk"
 done
+# A lower directory whose listing held no .wh. name is not asked for an OCI
+# whiteout again; the layers below it still are.
+O=$T/oci3
+mkdir -p "$O/l1/d" "$O/l2/d" "$O/l3/d" "$O/u" "$O/w"
+echo t >"$O/l1/d/t" && echo m >"$O/l2/d/mid" && : >"$O/l2/d/.wh.gone"
+echo g >"$O/l3/d/gone" && echo b >"$O/l3/d/b" && : >"$O/l3/d/.wh.t"
+sfs_mount "$O/m" "lowerdir=$O/l1:$O/l2:$O/l3,upperdir=$O/u,workdir=$O/w"
+before="$(fsop stat "$O/m/d/gone") $(fsop stat "$O/m/d/b")"
+t_umount "$O/m"
+sfs_mount "$O/m" "lowerdir=$O/l1:$O/l2:$O/l3,upperdir=$O/u,workdir=$O/w"
+t_is "$(names "$O/m/d")" "b mid t " "oci, three layers: listed"
+t_is "$before | $(fsop stat "$O/m/d/gone") $(fsop stat "$O/m/d/b") $(cat "$O/m/d/t")" \
+	"ENOENT OK | ENOENT OK t" "oci, three layers: a middle whiteout hides, before and after a listing"
+t_umount "$O/m"
 t_is "$(names "$T/ovl/m/e")" "new " "ovl: opaque xattr on a second dir"
 t_is "$(names "$T/oci/m/e")" "new " "oci: user.fuseoverlayfs.opaque makes a dir opaque"
 t_is "$(tree_dump "$T/oci/m")" "$(tree_dump "$T/ovl/m")" "OCI-format layer shows the same tree as overlay format"
@@ -165,6 +179,7 @@ mkdir -p "$W/l/dir/sub" "$W/u" "$W/w"
 for i in 1 2 3 4 5 6 7 8 9; do echo "$i" >"$W/l/f$i"; done
 echo z >"$W/l/dir/sub/z"
 mkdir "$W/l/imm" && echo a >"$W/l/imm/a"
+mkdir "$W/l/devs" && echo w >"$W/l/devs/w"
 sfs_mount "$W/m" "lowerdir=$W/l,upperdir=$W/u,workdir=$W/w"
 rm "$W/m/f1" "$W/m/f2" "$W/m/f3"
 t_is "$(stat -c %i "$W/u/f1" "$W/u/f2" "$W/u/f3" | sort -u | wc -l) $(stat -c '%h %t:%T %F' "$W/u/f1")" \
@@ -175,7 +190,7 @@ echo more >>"$W/m/f5" && rm "$W/m/f5"
 t_is "$(stat -c '%h %i' "$W/u/f5")" "6 $(stat -c %i "$W/u/f1")" "so is a removed file that had been copied up"
 rm "$W/w/work/whiteout"
 rm "$W/m/f4"
-t_is "$(stat -c '%h %t:%T %F' "$W/u/f4") $(ls "$W/m" | tr '\n' ' ')" "2 0:0 character special file f6 f7 f8 f9 imm " \
+t_is "$(stat -c '%h %t:%T %F' "$W/u/f4") $(ls "$W/m" | tr '\n' ' ')" "2 0:0 character special file devs f6 f7 f8 f9 imm " \
 	"with the shared whiteout gone, the next removal makes another"
 # a link refused in one directory (immutable here) fails that removal only:
 # whiteouts elsewhere still share the inode
@@ -190,6 +205,22 @@ if chattr +i "$W/u/imm" 2>/dev/null; then
 else
 	rm "$W/m/f7" "$W/m/f8"
 	t_skip "a removal refused in an immutable directory leaves sharing on" "chattr +i is refused here"
+fi
+# A listing takes a link to the shared whiteout for a whiteout by its inode
+# number, without a stat: a device beside such links is still listed and
+# keeps its directory from being removed.
+if mknod "$W/m/devs/null" c 1 3 2>/dev/null; then
+	rm "$W/m/devs/w"
+	t_is "$(ls -A "$W/m/devs" | tr '\n' ' ')$(fsop rmdir "$W/m/devs")" "null ENOTEMPTY" \
+		"a device beside a shared whiteout is listed and keeps its directory"
+	rm "$W/m/devs/null"
+	t_is "$(ls -A "$W/m/devs" | wc -l) $(fsop rmdir "$W/m/devs")" "0 OK" \
+		"without it the directory is empty and goes"
+else
+	t_skip "a device beside a shared whiteout is listed and keeps its directory" \
+		"mknod of a character device is refused here (rootless)"
+	t_skip "without it the directory is empty and goes" "mknod is refused here (rootless)"
+	rm -rf "$W/m/devs"
 fi
 t_is "$(work_leftovers "$W/w")" "" "nothing else in the workdir"
 t_umount "$W/m"
