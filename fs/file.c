@@ -196,11 +196,12 @@ bool sfs_prefill(struct sfs_fs *fs, fuse_ino_t ino, struct sfs_file *f, int flag
 
 /* ---- readahead of a directory's small files ----
  * A program reading a tree (tar, cp -r, md5sum -c) opens the files of a
- * directory one after another, and each prefill waits for the disk.  At the
- * second prefill in a directory, the request thread, once it has replied,
- * starts the reads of the directory's other small lower files
- * (readahead(2) into the lowers' page cache), so the disk works while the
- * program and the daemon go on.  Bounded per directory; once only. */
+ * directory one after another, and each prefill waits for the disk.  After
+ * the first prefill in a directory the program listed, or the second in one
+ * it did not, the request thread replies and then starts the reads of the
+ * directory's other small lower files (readahead(2) into the lowers' page
+ * cache), so the disk works while the program and the daemon go on.
+ * Bounded per directory; once only. */
 
 #define DIR_RA_FILES   1024
 #define DIR_RA_BYTES   (16 << 20)
