@@ -850,6 +850,14 @@ bool sfs_prune_wait(struct sfs_fs *fs, struct sfs_node *dir, struct sfs_node *di
 	 * it from the start): the pruner need not wait for it */
 	sfs_grace_idle(fs);
 	pthread_mutex_lock(&fs->prune.lock);
+	/* again under the lock the pruner checks busy[] and sets notifying
+	 * under: it may have chosen dir since the look above */
+	notifying = __atomic_load_n(&fs->prune.notifying, __ATOMIC_ACQUIRE);
+	if (notifying && (notifying == dir || notifying == dir2)) {
+		pthread_mutex_unlock(&fs->prune.lock);
+		sfs_grace_busy(fs);
+		return reserve_give(fs);
+	}
 	for (int i = 0; dir && slot < 0 && i < SFS_PRUNE_BUSY; i++)
 		if (!fs->prune.busy[i])
 			fs->prune.busy[slot = i] = dir;
