@@ -134,13 +134,6 @@ int lch_create(const char *root, struct lch_spec *s, struct su_error *e)
 	return 0;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 /* The keeper itself calls rm for --rm: it does not wait for itself. */
 static bool alive_other(const struct lch_proc *p)
 {
@@ -158,7 +151,7 @@ static bool wait_gone(const struct lch_state *st, long ms)
 	for (long t = 0; t < ms; t += 20) {
 		if (!any_alive(st))
 			return true;
-		sleep_ms(20);
+		su_sleep_ms(20);
 	}
 	return !any_alive(st);
 }

@@ -63,13 +63,6 @@ static void ignore_signal(int sig)
 	(void)sig;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 /* ---- strata-fs ---- */
 
 static char *lowerdir(char *const *layers)
@@ -133,7 +126,7 @@ static int spawn_fs(const char *cdir, const struct lch_spec *spec, struct lch_pr
 		}
 		if (stat(cdir, &top) == 0 && stat(merged, &mnt) == 0 && top.st_dev != mnt.st_dev)
 			return lch_proc_get(pid, fs) < 0 ? su_error_set(e, ESRCH, "strata-fs") : 0;
-		sleep_ms(i < 100 ? 1 : 10);
+		su_sleep_ms(i < 100 ? 1 : 10);
 	}
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
@@ -151,7 +144,7 @@ static void stop_fs(const char *cdir, pid_t fs)
 			return;
 		if (i == 300)
 			kill(fs, SIGTERM);
-		sleep_ms(10);
+		su_sleep_ms(10);
 	}
 	kill(fs, SIGKILL);
 	waitpid(fs, NULL, 0);

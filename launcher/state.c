@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 
 char *lch_containers_dir(const char *root)
 {
@@ -284,12 +283,10 @@ static bool exiting(const struct lch_state *st)
 
 int lch_state_read_settled(const char *root, const char *id, struct lch_state *st)
 {
-	/* The keeper gives strata-fs 5 s to exit before it kills it. */
-	struct timespec tick = {.tv_nsec = 10 * 1000000L};
-
+	/* (the keeper gives strata-fs 5 s to exit before it kills it) */
 	lch_state_read(root, id, st);
 	for (int ms = 0; ms < 6000 && exiting(st); ms += 10) {
-		nanosleep(&tick, NULL);
+		su_sleep_ms(10);
 		lch_state_free(st);
 		lch_state_read(root, id, st);
 	}

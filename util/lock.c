@@ -1,5 +1,5 @@
-/* util/lock: the lock file of a store directory, and timestamps for the
- * metadata stores write. */
+/* util/lock: the lock file of a store directory, timestamps for the
+ * metadata stores write, and the short sleeps of those waiting on them. */
 #include "util/util.h"
 
 #include <fcntl.h>
@@ -25,6 +25,13 @@ int su_lock_dir(int dirfd, const char *dirname, bool exclusive, struct su_error 
 		}
 	}
 	return fd;
+}
+
+void su_sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
 }
 
 char *su_rfc3339_now(bool nanoseconds)

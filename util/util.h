@@ -94,7 +94,7 @@ char **su_split_escaped(const char *s, char sep);
 void su_strv_free(char **v);
 size_t su_strv_len(char *const *v);
 
-/* ---- store locks and timestamps (util/lock.c) ---- */
+/* ---- store locks, timestamps and sleeps (util/lock.c) ---- */
 
 /* Opens dirfd/.lock and takes a shared or exclusive flock on it; returns
  * the fd (closing it unlocks) or -1 with e set.  Opened anew each time, so
@@ -102,6 +102,8 @@ size_t su_strv_len(char *const *v);
 int su_lock_dir(int dirfd, const char *dirname, bool exclusive, struct su_error *e);
 /* The current time in RFC 3339 (UTC, "Z"), with or without nanoseconds. */
 char *su_rfc3339_now(bool nanoseconds);
+/* Sleeps ms milliseconds (a signal may end it early). */
+void su_sleep_ms(long ms);
 
 /* ---- files (util/file.c) ---- */
 
