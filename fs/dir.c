@@ -12,21 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Fills e for node n with one kernel reference already taken. */
-static int fill_entry(struct sfs_fs *fs, struct sfs_node *n, struct fuse_entry_param *e)
-{
-	int r;
-
-	memset(e, 0, sizeof(*e));
-	r = sfs_getattr(fs, n, &e->attr);
-	if (r < 0)
-		return r;
-	e->ino = sfs_node_id(fs, n);
-	e->attr_timeout = fs->timeout;
-	e->entry_timeout = fs->timeout;
-	return 0;
-}
-
 /* Publishes an object this mount just made at parent/name (fd: its O_PATH
  * fd, taken over; st: its current stat, or NULL to take it).  It has no
  * lowers -- a name made over a whiteout is opaque -- so nothing needs
@@ -244,7 +229,7 @@ int sfs_link(struct sfs_fs *fs, struct sfs_node *n, struct sfs_node *parent, con
 	pthread_mutex_lock(&fs->table_lock);
 	n->nlookup++;
 	pthread_mutex_unlock(&fs->table_lock);
-	r = fill_entry(fs, n, e);
+	r = sfs_node_entry(fs, n, e);
 	if (r < 0)
 		sfs_node_forget(fs, n, 1);
 	return r;
@@ -441,20 +426,12 @@ static int upper_dir_whiteouts(struct sfs_fs *fs, int fd)
 	if (r < 0)
 		return r;
 	while ((r = sfs_dirstream_next(d, &de)) > 0) {
-		struct stat st;
-
 		if (!strcmp(de.name, ".") || !strcmp(de.name, ".."))
 			continue;
-		if (de.type != DT_CHR && de.type != DT_UNKNOWN)
-			return -ENOTEMPTY;
+		r = sfs_dirent_whiteout(fs, sfs_dirstream_fd(d), &de);
+		if (r <= 0)
+			return r < 0 ? r : -ENOTEMPTY;
 		found = 1;
-		if (sfs_is_shared_whiteout(fs, &de))
-			continue;
-		r = sfs_fstatat(sfs_dirstream_fd(d), de.name, &st, 0);
-		if (r < 0)
-			return r;
-		if (!sfs_is_whiteout(&st))
-			return -ENOTEMPTY;
 	}
 	return r < 0 ? r : found;
 }

@@ -634,14 +634,21 @@ bool sfs_lower_dir_opaque(struct sfs_fs *fs, int fd)
 	return sfs_fstatat(fd, ".wh..wh..opq", &st, 0) == 0;
 }
 
-bool sfs_is_shared_whiteout(struct sfs_fs *fs, const struct sfs_rawent *de)
+int sfs_dirent_whiteout(struct sfs_fs *fs, int dirfd, const struct sfs_rawent *de)
 {
 	/* The inode linked at workdir/work/whiteout: that link keeps its
 	 * number from being reused, so an entry of that number is a link to
 	 * it (emptied at mount, the workdir holds no other). */
 	uint64_t ino = __atomic_load_n(&fs->wh_ino, __ATOMIC_ACQUIRE);
+	struct stat st;
+	int r;
 
-	return ino && de->type == DT_CHR && de->ino == ino;
+	if (de->type != DT_CHR && de->type != DT_UNKNOWN)
+		return 0;
+	if (ino && de->type == DT_CHR && de->ino == ino)
+		return 1;
+	r = sfs_fstatat(dirfd, de->name, &st, 0);
+	return r < 0 ? r : sfs_is_whiteout(&st);
 }
 
 bool sfs_upper_dir_opaque(struct sfs_fs *fs, int fd)

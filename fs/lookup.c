@@ -503,6 +503,20 @@ int sfs_resolve_hint(struct sfs_fs *fs, struct sfs_node *parent, const char *nam
 	return resolve(fs, parent, name, pos, res);
 }
 
+int sfs_node_entry(struct sfs_fs *fs, struct sfs_node *n, struct fuse_entry_param *e)
+{
+	int r;
+
+	memset(e, 0, sizeof(*e));
+	r = sfs_getattr(fs, n, &e->attr);
+	if (r < 0)
+		return r;
+	e->ino = sfs_node_id(fs, n);
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
+	return 0;
+}
+
 int sfs_lookup_known(struct sfs_fs *fs, struct sfs_node *parent, const char *name, uint64_t ino,
 		     struct fuse_entry_param *e)
 {
@@ -517,15 +531,11 @@ int sfs_lookup_known(struct sfs_fs *fs, struct sfs_node *parent, const char *nam
 	pthread_mutex_lock(&n->lock);
 	same = n->parent == parent && n->name && !strcmp(n->name, name) && !n->unlinked;
 	pthread_mutex_unlock(&n->lock);
-	memset(e, 0, sizeof(*e));
-	r = same ? sfs_getattr(fs, n, &e->attr) : 1;
+	r = same ? sfs_node_entry(fs, n, e) : 1;
 	if (r != 0) {
 		sfs_node_forget(fs, n, 1);
 		return r == -ENOENT ? 1 : r;
 	}
-	e->ino = sfs_node_id(fs, n);
-	e->attr_timeout = fs->timeout;
-	e->entry_timeout = fs->timeout;
 	return 0;
 }
 

@@ -97,7 +97,6 @@ static int scan_layer(struct sfs_fs *fs, struct sfs_node *dir, int fd, int layer
 		return r;
 	while ((r = sfs_dirstream_next(d, &de)) > 0) {
 		const char *name = de.name;
-		struct stat st;
 
 		if (!strcmp(name, ".") || !strcmp(name, ".."))
 			continue;
@@ -115,13 +114,8 @@ static int scan_layer(struct sfs_fs *fs, struct sfs_node *dir, int fd, int layer
 		r = seen_add(b, name);
 		if (r < 0)
 			return r;
-		if (upper && sfs_is_shared_whiteout(fs, &de))
+		if (sfs_dirent_whiteout(fs, sfs_dirstream_fd(d), &de) > 0)
 			continue;
-		if (de.type == DT_CHR || de.type == DT_UNKNOWN) {
-			if (sfs_fstatat(sfs_dirstream_fd(d), name, &st, 0) == 0 &&
-			    sfs_is_whiteout(&st))
-				continue;
-		}
 		if (stop_at_first)
 			return 1;
 		r = add_entry(b, name,

@@ -279,9 +279,9 @@ int sfs_rmox(struct sfs_fs *fs, int fd, const char *name);
 /* True for names the filesystem keeps to itself (hidden from listxattr). */
 bool sfs_is_private_xattr(struct sfs_fs *fs, const char *name);
 bool sfs_is_whiteout(const struct stat *st);
-/* An upper directory entry that is a link to the shared whiteout, known
- * without a stat; false means "maybe not": stat it (sfs_is_whiteout). */
-bool sfs_is_shared_whiteout(struct sfs_fs *fs, const struct sfs_rawent *de);
+/* Whether the entry de of the directory dirfd is a whiteout: 1 or 0, or the
+ * error of its stat.  A link to the shared whiteout needs no stat. */
+int sfs_dirent_whiteout(struct sfs_fs *fs, int dirfd, const struct sfs_rawent *de);
 /* Which overlay xattrs an object carries, from one listxattr call, so the
  * common object with none costs a single system call. */
 enum {
@@ -394,6 +394,8 @@ int sfs_resolve_hint(struct sfs_fs *fs, struct sfs_node *parent, const char *nam
  * one kernel lookup reference, frees res, and fills e from res's stat. */
 int sfs_publish_entry(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 		      struct sfs_res *res, struct fuse_entry_param *e);
+/* Fills e from node n, for which one kernel lookup reference is taken. */
+int sfs_node_entry(struct sfs_fs *fs, struct sfs_node *n, struct fuse_entry_param *e);
 /* For a name of a listing (ino: the listing's number for it) whose node
  * this mount already holds at parent/name: takes a kernel lookup reference
  * and fills e from the node, without a walk through the layers.  1 when
