@@ -121,7 +121,10 @@ void lch_state_free(struct lch_state *st);
  * (crash of the launcher, of strata-fs or of the machine) reads as dead. */
 enum lch_status lch_state_actual(const struct lch_state *st);
 const char *lch_status_name(enum lch_status s);
+/* The process lives (it may be dying: use it to wait for it to be gone). */
 bool lch_proc_alive(const struct lch_proc *p);
+/* The process lives and is not on its way out (SIGKILL pending, exiting). */
+bool lch_proc_running(const struct lch_proc *p);
 int lch_proc_get(pid_t pid, struct lch_proc *p);
 /* Every container id, sorted by creation (newest first). */
 int lch_list(const char *root, char ***ids, struct su_error *e);

@@ -193,7 +193,7 @@ int lch_kill(const char *root, const char *id, int sig, struct su_error *e)
 	int r = 0;
 
 	lch_state_read_settled(root, id, &st);
-	if (lch_state_actual(&st) != LCH_RUNNING || !lch_proc_alive(&st.init))
+	if (lch_state_actual(&st) != LCH_RUNNING || !lch_proc_running(&st.init))
 		r = su_error_set(e, 0, "container %.12s is not running", id);
 	else if (kill(st.init.pid, sig) < 0)
 		r = su_error_set(e, errno, "kill container %.12s", id);
@@ -586,7 +586,7 @@ int lch_exec(const char *root, const char *id, const struct lch_exec_opts *o, st
 	lch_state_read_settled(root, id, &st);
 	if (st.removing)
 		r = su_error_set(e, 0, "container %s is being removed", s.name);
-	else if (lch_state_actual(&st) != LCH_RUNNING || !lch_proc_alive(&st.init))
+	else if (lch_state_actual(&st) != LCH_RUNNING || !lch_proc_running(&st.init))
 		r = su_error_set(e, 0, "container %s is not running", id);
 	if (r < 0) {
 		lch_state_free(&st);

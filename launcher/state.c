@@ -159,40 +159,87 @@ int lch_lock(const char *root, const char *id, bool wait, struct su_error *e)
 
 /* ---- processes ---- */
 
-int lch_proc_get(pid_t pid, struct lch_proc *p)
+/* Reads /proc/PID/stat: the start time, and whether the process is
+ * exiting (PF_EXITING: a PID 1 stays so until every process of its
+ * namespace is reaped).  -1 for a zombie or no process. */
+static int proc_stat(pid_t pid, unsigned long long *start, bool *leaving)
 {
 	_cleanup_free_ char *path = su_asprintf("/proc/%d/stat", (int)pid), *buf = NULL;
 	char *s;
 
-	p->pid = pid;
-	p->start = 0;
 	if (!path || su_read_file(AT_FDCWD, path, &buf, NULL, 4096) < 0)
 		return -1;
-	/* After "pid (comm) ", field 3 is the state; starttime is field 22. */
+	/* After "pid (comm) ", field 3 is the state, 9 the flags, 22 the
+	 * start time. */
 	s = strrchr(buf, ')');
-	if (!s)
+	if (!s || s[1] != ' ')
 		return -1;
 	s += 2;
 	if (*s == 'Z' || *s == 'X')
 		return -1;
-	for (int field = 3; field < 22 && s; field++) {
+	for (int field = 3; field <= 22; field++) {
+		if (field == 9)
+			*leaving = strtoull(s, NULL, 10) & 0x4 /* PF_EXITING */;
+		else if (field == 22)
+			*start = strtoull(s, NULL, 10);
 		s = strchr(s, ' ');
-		if (s)
-			s++;
+		if (!s)
+			return field == 22 ? 0 : -1;
+		s++;
 	}
-	if (!s)
-		return -1;
-	p->start = strtoull(s, NULL, 10);
 	return 0;
+}
+
+/* A SIGKILL waits for the process (/proc/PID/status: SigPnd for the
+ * thread, ShdPnd for the process; kill(2) of a namespace's PID 1 leaves it
+ * there until PID 1 runs). */
+static bool kill_pending(pid_t pid)
+{
+	_cleanup_free_ char *path = su_asprintf("/proc/%d/status", (int)pid), *buf = NULL;
+	const char *names[] = {"\nSigPnd:", "\nShdPnd:"};
+
+	if (!path || su_read_file(AT_FDCWD, path, &buf, NULL, 16384) < 0)
+		return false;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const char *s = strstr(buf, names[i]);
+
+		if (s && strtoull(s + strlen(names[i]), NULL, 16) & (1ULL << (SIGKILL - 1)))
+			return true;
+	}
+	return false;
+}
+
+int lch_proc_get(pid_t pid, struct lch_proc *p)
+{
+	bool leaving = false;
+
+	p->pid = pid;
+	p->start = 0;
+	return proc_stat(pid, &p->start, &leaving);
+}
+
+static bool proc_is(const struct lch_proc *p, bool running)
+{
+	unsigned long long start = 0;
+	bool leaving = false;
+
+	/* The pending SIGKILL first: once PID 1 has taken it, PF_EXITING is
+	 * set within a few instructions, long before the stat is read. */
+	if (p->pid <= 0 || (running && kill_pending(p->pid)))
+		return false;
+	if (proc_stat(p->pid, &start, &leaving) < 0 || start != p->start)
+		return false;
+	return !(running && leaving);
 }
 
 bool lch_proc_alive(const struct lch_proc *p)
 {
-	struct lch_proc now;
+	return proc_is(p, false);
+}
 
-	if (p->pid <= 0 || lch_proc_get(p->pid, &now) < 0)
-		return false;
-	return now.start == p->start;
+bool lch_proc_running(const struct lch_proc *p)
+{
+	return proc_is(p, true);
 }
 
 /* ---- state.json ---- */
@@ -278,7 +325,7 @@ static bool exiting(const struct lch_state *st)
 {
 	return st->status == LCH_RUNNING && st->keeper.pid != getpid() &&
 	       lch_proc_alive(&st->keeper) &&
-	       !(lch_proc_alive(&st->init) && lch_proc_alive(&st->fs));
+	       !(lch_proc_running(&st->init) && lch_proc_running(&st->fs));
 }
 
 int lch_state_read_settled(const char *root, const char *id, struct lch_state *st)
@@ -299,7 +346,7 @@ enum lch_status lch_state_actual(const struct lch_state *st)
 		return st->status;
 	/* The command runs as long as its PID 1 does; a keeper that died
 	 * with it alive is a crash `rm` cleans up. */
-	if (lch_proc_alive(&st->init) && lch_proc_alive(&st->fs))
+	if (lch_proc_running(&st->init) && lch_proc_running(&st->fs))
 		return LCH_RUNNING;
 	if (lch_proc_alive(&st->keeper) || lch_proc_alive(&st->init) || lch_proc_alive(&st->fs))
 		return lch_proc_alive(&st->keeper) ? LCH_RUNNING : LCH_DEAD;

@@ -57,6 +57,22 @@ t_is "$(rc st volume rm keep)" "0" "after rm the named volume has no references"
 st run --rm --rootfs-layers "$LAYERS" -v /anon2 true
 t_is "$(st volume ls -q)$(st ps -a -q)" "" "run --rm removes the container and its anonymous volume"
 
+# PID 1 killed: from the moment kill(2) returns, ps lists the container
+# exited (once its keeper has recorded it) and exec refuses it, although
+# PID 1 takes a while to die (its 200 children are killed and reaped
+# first).  Five rounds.
+bad=0
+for i in 1 2 3 4 5; do
+	st run -d --name killed --rootfs-layers "$LAYERS" \
+		sh -c 'for i in $(seq 200); do sleep 100 & done; echo ready; wait' >/dev/null
+	wait_for sh -c "'$S' --root '$ROOT' logs killed | grep -q ready"
+	kill -9 "$(jq -r .Init.Pid "$ROOT"/containers/*/state.json)"
+	out="$(st ps -a --format json | jq -r '.State + " " + (.ExitCode|tostring)') $(rc st exec killed true)"
+	[ "$out" = "exited 137 126" ] || { bad=$((bad + 1)) && t_diag "round $i: ps, exec: $out"; }
+	st rm -f killed >/dev/null
+done
+t_is "$bad" 0 "PID 1 killed: at once ps -a lists it exited 137 and exec refuses it (5 rounds)"
+
 # Crashes: the keeper killed; strata-fs killed.
 st run -d --name crash --rootfs-layers "$LAYERS" sleep 100 >/dev/null
 keeper=$(jq -r .Keeper.Pid "$ROOT"/containers/*/state.json)
