@@ -200,7 +200,7 @@ static bool kill_pending(pid_t pid)
 
 	if (!path || su_read_file(AT_FDCWD, path, &buf, NULL, 16384) < 0)
 		return false;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		const char *s = strstr(buf, names[i]);
 
 		if (s && strtoull(s + strlen(names[i]), NULL, 16) & (1ULL << (SIGKILL - 1)))
@@ -348,7 +348,6 @@ enum lch_status lch_state_actual(const struct lch_state *st)
 	 * with it alive is a crash `rm` cleans up. */
 	if (lch_proc_running(&st->init) && lch_proc_running(&st->fs))
 		return LCH_RUNNING;
-	if (lch_proc_alive(&st->keeper) || lch_proc_alive(&st->init) || lch_proc_alive(&st->fs))
-		return lch_proc_alive(&st->keeper) ? LCH_RUNNING : LCH_DEAD;
-	return LCH_DEAD;
+	/* (a live keeper is recording the exit) */
+	return lch_proc_alive(&st->keeper) ? LCH_RUNNING : LCH_DEAD;
 }
