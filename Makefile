@@ -14,7 +14,7 @@ DESTDIR  ?=
 CC       ?= cc
 SAN      ?=
 
-PKGS      := fuse3 libarchive jansson libcrypto libxxhash
+PKGS      := fuse3 libarchive jansson libcrypto libxxhash liburing
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
              -Wformat=2 -Wformat-security -Wnull-dereference -Wpointer-arith \
              -Wmissing-declarations -Wimplicit-fallthrough -Wundef -Wvla \

@@ -51,7 +51,7 @@ def ratio(a, b):
 
 def main():
     ap = argparse.ArgumentParser()
-    for opt in ["raw", "base", "scale", "rounds", "image", "elapsed", "command", "strata"]:
+    for opt in ["raw", "base", "scale", "rounds", "image", "elapsed", "command", "strata", "uring"]:
         ap.add_argument("--" + opt, required=True)
     a = ap.parse_args()
 
@@ -86,6 +86,7 @@ def main():
         % (platform.node(), platform.release(), os.cpu_count())
     )
     out.append("- image: %s" % a.image)
+    out.append("- FUSE over io_uring: %s" % a.uring)
     out.append(
         "- %s round(s), filesystems interleaved within each round; every run on a fresh mount"
         " with a fresh upper; **cold caches** (sync + drop_caches before every timed run)" % a.rounds

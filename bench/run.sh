@@ -13,7 +13,7 @@ WORKLOADS_ALL="walk readall seqread randread copyup trunc chmod chown rm untar s
 usage() {
 	cat <<EOF
 usage: bench/run.sh [--quick] [--rounds N] [--only WORKLOAD[,..]] [--fs FS[,..]]
-                    [--files N] [--large-mib N] [--timeout S] [--out DIR]
+                    [--files N] [--large-mib N] [--timeout S] [--out DIR] [--no-uring]
   --quick        small scale: 3000 files, 64 MiB large file, 1 round
   --rounds N     rounds (default 5; 1 with --quick)
   --only LIST    workloads, from: ${WORKLOADS_ALL// /,}
@@ -22,11 +22,13 @@ usage: bench/run.sh [--quick] [--rounds N] [--only WORKLOAD[,..]] [--fs FS[,..]]
   --large-mib N  size of the large file and of the written file (default 1024)
   --timeout S    limit per run, in seconds (default 1800)
   --out DIR      where results go (default bench/results)
+  --no-uring     leave the fuse module's enable_uring as it is (the run turns
+                 it on, for strata-fs alone: the other daemons do not ask for it)
 EOF
 }
 
 args="$*"
-scale=full rounds= files= large_mib= only= fslist= tmo= out=$BENCH/results
+scale=full rounds= files= large_mib= only= fslist= tmo= out=$BENCH/results no_uring=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) scale=quick ;;
@@ -37,6 +39,7 @@ while [ $# -gt 0 ]; do
 	--large-mib) large_mib=$2 && shift ;;
 	--timeout) tmo=$2 && shift ;;
 	--out) out=$2 && shift ;;
+	--no-uring) no_uring=1 ;;
 	-h | --help) usage && exit 0 ;;
 	*) usage >&2 && exit 2 ;;
 	esac
@@ -90,6 +93,22 @@ fi
 modprobe overlay 2>/dev/null
 modprobe fuse 2>/dev/null
 
+# FUSE over io_uring (Linux 6.14 and later) is off unless the fuse module's
+# enable_uring parameter is set.  strata-fs uses it when it is on; the other
+# FUSE daemons here do not ask for it, so the run turns it on (and back off
+# at the end) unless --no-uring, and the report says which it was.
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+uring_was=
+if [ -z "$no_uring" ] && [ -w "$URING_PARAM" ]; then
+	uring_was=$(cat "$URING_PARAM")
+	echo 1 >"$URING_PARAM" || uring_was=
+fi
+case $(cat "$URING_PARAM" 2>/dev/null) in
+Y | 1) uring="on (fuse module parameter enable_uring)" ;;
+N | 0) uring="off (fuse module parameter enable_uring)" ;;
+*) uring="not offered by this kernel" ;;
+esac
+
 # --- the image -----------------------------------------------------------------
 export IMG=$B/bench-image/$files-files-$large_mib-mib
 if [ ! -f "$IMG/.done" ]; then
@@ -104,7 +123,11 @@ cleanup() {
 	fs_umount_all "$RUNS"
 	rm -rf "$RUNS"
 }
-trap cleanup EXIT
+finish() {
+	cleanup
+	[ -z "$uring_was" ] || echo "$uring_was" >"$URING_PARAM" 2>/dev/null
+}
+trap finish EXIT
 trap 'exit 130' INT TERM
 cleanup
 mkdir -p "$RUNS" "$out"
@@ -175,7 +198,7 @@ elapsed=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
 
 # --- the report ----------------------------------------------------------------
 ref=$(python3 "$BENCH/report.py" --raw "$raw" --base "$base" --scale "$scale" --rounds "$rounds" \
-	--image "$(cat "$IMG/info.txt")" --elapsed "$elapsed" \
+	--image "$(cat "$IMG/info.txt")" --elapsed "$elapsed" --uring "$uring" \
 	--command "bench/run.sh $args" --strata "$(git -C "$SRC" describe --always --dirty 2>/dev/null)") || exit 1
 gnuplot -e "datafile='$base.dat'; outfile='$base.png'; ref='$ref'; ncols=$((${#fsarr[@]} + 1))" \
 	-e "subtitle='$stamp, $scale scale, $rounds round(s), cold caches'" \

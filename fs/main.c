@@ -32,6 +32,9 @@ static void usage(FILE *f)
 		"  -o writeback=0|1     kernel writeback cache (0)\n"
 		"  -o passthrough=0|1   reads and writes of upper files bypass the daemon,\n"
 		"                       when run as root on a kernel that offers it (1)\n"
+		"  -o uring=0|1         requests and replies through per-CPU io_uring queues,\n"
+		"                       handled on the CPU that made them, when the kernel\n"
+		"                       offers it (fuse module parameter enable_uring) (1)\n"
 		"  -o prefetch=0|1      read ahead a directory's small lower files once a\n"
 		"                       program reads through it (1)\n"
 		"  -o metacopy=on|off   attribute changes copy up metadata only (on)\n"
@@ -252,6 +255,7 @@ int main(int argc, char **argv)
 	sfs_prune_stop(&fs);
 out_mount:
 	fuse_session_unmount(se);
+	sfs_uring_stop(&fs);
 out_sig:
 	fuse_remove_signal_handlers(se);
 out_se:

@@ -260,6 +260,44 @@ static bool quiet_close(struct sfs_fs *fs, int flags)
 	return (flags & O_ACCMODE) == O_RDONLY || (fs->upper && fs->upper->quiet_close);
 }
 
+struct readahead_job {
+	struct sfs_fs *fs;
+	struct sfs_node *dir;
+};
+
+static void *readahead_main(void *arg)
+{
+	struct readahead_job job = *(struct readahead_job *)arg;
+
+	free(arg);
+	sfs_grace_busy(job.fs);
+	sfs_dir_readahead(job.fs, job.dir);
+	sfs_grace_idle(job.fs);
+	return NULL;
+}
+
+/* A ring thread is the only one serving its CPU's requests: the reads of
+ * a directory are started from a thread of their own instead (one at a
+ * time, sfs_readahead_due). */
+static void readahead_dir(struct sfs_fs *fs, struct sfs_node *dir)
+{
+	struct readahead_job *job = sfs_uring_thread() ? malloc(sizeof(*job)) : NULL;
+	pthread_attr_t attr;
+	pthread_t t;
+	bool started = false;
+
+	if (job && pthread_attr_init(&attr) == 0) {
+		*job = (struct readahead_job){fs, dir};
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		started = pthread_create(&t, &attr, readahead_main, job) == 0;
+		pthread_attr_destroy(&attr);
+	}
+	if (!started) {
+		free(job);
+		sfs_dir_readahead(fs, dir);
+	}
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_fs *fs = FS(req);
@@ -295,7 +333,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		sfs_release(fs, f);
 	if (ra)
-		sfs_dir_readahead(fs, ra);
+		readahead_dir(fs, ra);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,

@@ -38,6 +38,7 @@ void sfs_opts_init(struct sfs_opts *o)
 	o->index = true;
 	o->passthrough = true;
 	o->prefetch = true;
+	o->uring = true;
 	o->timeout = 86400;
 }
 
@@ -233,7 +234,7 @@ static int parse_one(struct sfs_opts *o, char *opt, char *err, size_t errlen)
 	if (!strcmp(opt, "static_nlink") || !strcmp(opt, "noxattrs") || !strcmp(opt, "threaded") ||
 	    !strcmp(opt, "writeback") || !strcmp(opt, "metacopy") || !strcmp(opt, "index") ||
 	    !strcmp(opt, "fsync") || !strcmp(opt, "userxattr") || !strcmp(opt, "passthrough") ||
-	    !strcmp(opt, "prefetch")) {
+	    !strcmp(opt, "prefetch") || !strcmp(opt, "uring")) {
 		if (parse_bool(val, &b) < 0)
 			BAD_VAL();
 		if (!strcmp(opt, "static_nlink"))
@@ -254,6 +255,8 @@ static int parse_one(struct sfs_opts *o, char *opt, char *err, size_t errlen)
 			o->passthrough = b;
 		else if (!strcmp(opt, "prefetch"))
 			o->prefetch = b;
+		else if (!strcmp(opt, "uring"))
+			o->uring = b;
 		else
 			o->userxattr = b;
 		return 0;

@@ -37,6 +37,7 @@
 #define PT_INIT_EXT	     (1u << 30)
 #define PT_KILLPRIV_V2	     (1u << 28)
 #define PT_FLAGS2_PASSTHRU   (1u << (37 - 32))
+#define PT_FLAGS2_URING	     (1u << (41 - 32))
 #define PT_FOPEN_KEEP_CACHE  (1u << 1)
 #define PT_FOPEN_PASSTHROUGH (1u << 7)
 
@@ -102,6 +103,8 @@ static ssize_t pt_read(int fd, void *buf, size_t len, void *userdata)
 		fs->pt.init_seen = true;
 		memcpy(&fs->pt.init_unique, (char *)buf + IN_UNIQUE, sizeof(uint64_t));
 		fs->pt.init_flags = get32(in, INIT_IN_FLAGS);
+		fs->pt.init_flags2 =
+		    fs->pt.init_flags & PT_INIT_EXT ? get32(in, INIT_IN_FLAGS2) : 0;
 		fs->pt.offered = (fs->pt.init_flags & PT_INIT_EXT) &&
 				 (get32(in, INIT_IN_FLAGS2) & PT_FLAGS2_PASSTHRU);
 		if (!fs->pt.offered)
@@ -129,9 +132,11 @@ static bool patch_init(struct sfs_fs *fs, struct iovec *iov, char *copy)
 	if (unique != fs->pt.init_unique || get32(iov[0].iov_base, OUT_ERROR) != 0)
 		return false;
 	fs->pt.init_done = true;
-	if (!pt && !kp)
-		return false;
 	memcpy(copy, iov[1].iov_base, iov[1].iov_len);
+	/* last: from here the kernel would wait for the queues */
+	bool ur = sfs_uring_prepare(fs, copy, iov[1].iov_len) == 0;
+	if (!pt && !kp && !ur)
+		return false;
 	fl = get32(copy, INIT_OUT_FLAGS);
 	if (kp) {
 		put32(copy, INIT_OUT_FLAGS, fl | PT_KILLPRIV_V2);
@@ -145,6 +150,11 @@ static bool patch_init(struct sfs_fs *fs, struct iovec *iov, char *copy)
 		put32(copy, INIT_OUT_STACK, 1);
 		__atomic_store_n(&fs->pt.on, true, __ATOMIC_RELEASE);
 		su_debug("passthrough: accepted");
+	}
+	if (ur) {
+		put32(copy, INIT_OUT_FLAGS, get32(copy, INIT_OUT_FLAGS) | PT_INIT_EXT);
+		put32(copy, INIT_OUT_FLAGS2, get32(copy, INIT_OUT_FLAGS2) | PT_FLAGS2_URING);
+		su_debug("io_uring: accepted");
 	}
 	iov[1].iov_base = copy;
 	return true;
@@ -173,6 +183,8 @@ static ssize_t pt_writev(int fd, struct iovec *iov, int count, void *userdata)
 	struct sfs_fs *fs = userdata;
 	struct iovec mine[2];
 	char copy[256];
+	bool init = false;
+	ssize_t r;
 
 	/* replies libfuse sends as a header and one argument */
 	if ((pt_armed || (fs->pt.init_seen && !fs->pt.init_done)) && count == 2) {
@@ -180,18 +192,28 @@ static ssize_t pt_writev(int fd, struct iovec *iov, int count, void *userdata)
 		if (pt_armed)
 			patch_open(mine, pt_armed, copy);
 		else
-			patch_init(fs, mine, copy);
+			init = patch_init(fs, mine, copy);
 		iov = mine;
 	}
 	pt_armed = 0;
+	if (sfs_uring_reply(fs, iov, count, &r))
+		return r;
 	/* libfuse reads errno, as after writev(2) */
-	return writev(fd, iov, count);
+	r = writev(fd, iov, count);
+	if (init) {
+		int e = errno;
+		sfs_uring_go(fs, r >= 0);
+		errno = e;
+	}
+	return r;
 }
 
 static ssize_t pt_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
 			 unsigned int flags, void *userdata)
 {
-	(void)userdata;
+	/* a reply to a request from a ring goes back into the ring */
+	if (sfs_uring_answering())
+		return sfs_uring_splice(userdata, fdin, len);
 	return splice(fdin, offin, fdout, offout, len, flags);
 }
 
@@ -225,6 +247,7 @@ int sfs_pt_setup(struct sfs_fs *fs, struct fuse_session *se)
 	fs->pt.allowed = fs->o->passthrough && !fs->o->writeback && geteuid() == 0;
 	fs->pt.opath = true;
 	fs->pt.devfd = fuse_session_fd(se);
+	fs->pt.se = se;
 	return fuse_session_custom_io(se, &io, fs->pt.devfd);
 }
 

@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include "util/hash.h"
 
 #include "util/util.h"
@@ -54,6 +55,7 @@ struct sfs_opts {
 	long squash_uid, squash_gid; /* -1: not set */
 	bool static_nlink, noxattrs, nofsync, threaded, writeback, metacopy, index;
 	bool userxattr, readonly, foreground, debug, help, version, passthrough, prefetch;
+	bool uring;
 	double timeout;
 	char *source, *mountpoint;
 	/* FUSE mount options passed on, comma separated (may be empty) */
@@ -179,16 +181,19 @@ struct sfs_fs {
 	unsigned pid;	 /* for temporary names (set after daemonizing) */
 	double timeout;
 	struct {
-		int devfd;    /* /dev/fuse of the session */
+		int devfd; /* /dev/fuse of the session */
+		struct fuse_session *se;
 		bool on;      /* negotiated, backing files accepted (atomic) */
 		bool offered; /* the kernel offered it in INIT */
 		bool allowed; /* passthrough may be accepted (root, no writeback) */
 		bool init_seen, init_done;
 		uint64_t init_unique;
 		uint32_t init_flags; /* the kernel's INIT offer */
-		bool killpriv;	     /* FUSE_HANDLE_KILLPRIV_V2 accepted */
-		bool opath;	     /* O_PATH fds may name backing files (atomic) */
-	} pt;			     /* passthrough.c */
+		uint32_t init_flags2;
+		bool killpriv; /* FUSE_HANDLE_KILLPRIV_V2 accepted */
+		bool opath;    /* O_PATH fds may name backing files (atomic) */
+	} pt;		       /* passthrough.c */
+	struct sfs_uring *ur;  /* uring.c: set while io_uring queues run */
 	struct {
 		struct fuse_session *se;
 		pthread_t thread;
@@ -563,6 +568,27 @@ void sfs_pt_release(struct sfs_fs *fs, struct sfs_file *f);
 bool sfs_pt_keep_cache(struct sfs_file *f);
 /* Makes the next open reply sent by this thread a passthrough one. */
 void sfs_pt_arm(int32_t id);
+
+/* ---- uring.c ---- */
+
+/* Makes the io_uring queues (one per possible CPU, a thread pinned to each)
+ * for a connection whose INIT reply, init_out (len bytes), is about to be
+ * sent: 0 when they are ready to register, -1 (nothing left) if not. */
+int sfs_uring_prepare(struct sfs_fs *fs, const void *init_out, size_t len);
+/* After the INIT reply: the queues register (sent) or are dropped. */
+void sfs_uring_go(struct sfs_fs *fs, bool sent);
+/* Sends a reply that answers a request taken from a ring: true when it
+ * was (*ret as writev(2) would return), false for /dev/fuse. */
+bool sfs_uring_reply(struct sfs_fs *fs, const struct iovec *iov, int count, ssize_t *ret);
+/* Whether this thread serves a ring (and so a CPU's requests alone). */
+bool sfs_uring_thread(void);
+/* Whether this thread is answering a request taken from a ring. */
+bool sfs_uring_answering(void);
+/* Sends the message libfuse put in a pipe (len bytes) while answering one:
+ * the reply goes to the ring, a notification to /dev/fuse. */
+ssize_t sfs_uring_splice(struct sfs_fs *fs, int pipefd, size_t len);
+/* After the unmount: waits for the queue threads to end, frees them. */
+void sfs_uring_stop(struct sfs_fs *fs);
 
 /* ---- prune.c ---- */
 

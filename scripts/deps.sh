@@ -2,7 +2,7 @@
 # Installs every build and test dependency from Debian's registry.
 # Idempotent and silent when everything is already present.
 set -e
-PKGS="build-essential pkg-config clang libfuse3-dev fuse3 libxxhash-dev uthash-dev
+PKGS="build-essential pkg-config clang libfuse3-dev fuse3 libxxhash-dev uthash-dev liburing-dev
 libarchive-dev libssl-dev libjansson-dev fuse-overlayfs unionfs-fuse fio
 busybox-static valgrind attr acl uidmap util-linux e2fsprogs xfsprogs
 libclang-rt-14-dev gnuplot-nox python3 kmod jq passwd"

@@ -68,6 +68,32 @@ for t in tests/*/*.t; do
 	fi
 done
 
+# FUSE over io_uring: the filesystem tests once more with the fuse module's
+# enable_uring on, so that strata-fs takes its requests from its per-CPU
+# rings (fs/uring.c); the parameter is put back as it was.
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+uring_tests=()
+for t in tests/fs/*.t; do
+	[ "$t" != tests/fs/uring.t ] && selected "$t (io_uring)" && uring_tests+=("$t")
+done
+if [ ${#uring_tests[@]} -gt 0 ]; then
+	if [ "$(id -u)" = 0 ] && [ -w "$URING_PARAM" ]; then
+		uring_was=$(cat "$URING_PARAM")
+		trap 'echo "$uring_was" >"$URING_PARAM"; rm -f "$failed_log"' EXIT
+		echo 1 >"$URING_PARAM"
+		for t in "${uring_tests[@]}"; do
+			run_one "${t#tests/} (io_uring)" bash "$t"
+			if grep -q '^# rootless: yes' "$t"; then
+				run_one "${t#tests/} (io_uring, rootless)" bash tests/rootless.sh "$t"
+			fi
+		done
+		echo "$uring_was" >"$URING_PARAM"
+	else
+		why="no $URING_PARAM to turn on (a kernel before 6.14, or not root)"
+		run_one "fs (io_uring)" echo "ok 1 - the filesystem tests over io_uring # SKIP $why"
+	fi
+fi
+
 if [ ${#failed_files[@]} -gt 0 ]; then
 	echo "---- what the failing tests printed (repeated; not-ok points and diagnostics) ----"
 	cat "$failed_log"

@@ -1,0 +1,533 @@
+/* fs/uring.c: FUSE over io_uring.  Through /dev/fuse every request wakes
+ * whichever daemon thread reads next, usually on the other CPU, and its
+ * reply wakes the program back across CPUs: on a virtual machine each of
+ * those wake-ups is an interrupt between virtual CPUs, and they cost more
+ * than the work.  With io_uring (Linux 6.14, fuse module parameter
+ * enable_uring) the kernel keeps one queue per CPU and hands a request to
+ * the queue of the CPU the program runs on; here each queue has a thread
+ * pinned to that CPU, so request and reply stay on one CPU.
+ *
+ * libfuse 3.14 knows nothing of it, so the daemon does the transport and
+ * lets libfuse do the rest: a request found in a ring entry is laid out as
+ * /dev/fuse would have delivered it and given to fuse_session_process_buf;
+ * its reply, which libfuse sends through the session's I/O hooks
+ * (passthrough.c), is copied into the entry and committed, which also asks
+ * for the next request.  FORGET, INTERRUPT and notifications keep using
+ * /dev/fuse, whose loop keeps running.
+ *
+ * The offer is accepted in the INIT reply only once every queue's ring,
+ * buffers and thread exist, since from then on the kernel holds new
+ * requests until every queue has registered; a queue that cannot register
+ * makes the kernel fall back to /dev/fuse by itself. */
+#include "fs/sfs.h"
+
+#include <ctype.h>
+#include <liburing.h>
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Protocol 7.42 values, absent from bookworm's headers. */
+#define UR_FLAGS2_OVER_IO_URING (1u << (41 - 32))
+#define UR_CMD_REGISTER		1
+#define UR_CMD_COMMIT_AND_FETCH 2
+#define UR_IN_HDR		40 /* fuse_in_header */
+#define UR_OUT_HDR		16 /* fuse_out_header */
+#define UR_INIT_OUT_MAX_WRITE	20
+#define UR_INIT_OUT_MAX_PAGES	28
+#define UR_MIN_PAYLOAD		8192 /* the kernel's FUSE_MIN_READ_BUFFER */
+
+/* Ring entries per queue: requests of one CPU waiting in the daemon. */
+#define UR_ENTRIES 4
+
+struct ur_ent_in_out {
+	uint64_t flags;
+	uint64_t commit_id; /* the request's unique */
+	uint32_t payload_sz;
+	uint32_t padding;
+	uint64_t reserved;
+};
+
+/* The header buffer of an entry, shared with the kernel. */
+struct ur_req_header {
+	char in_out[128]; /* fuse_in_header, or the reply's fuse_out_header */
+	char op_in[128];  /* the request's first argument */
+	struct ur_ent_in_out ent;
+};
+
+struct ur_out_header {
+	uint32_t len;
+	int32_t error;
+	uint64_t unique;
+};
+
+/* In the command area of a 128-byte SQE. */
+struct ur_cmd_req {
+	uint64_t flags;
+	uint64_t commit_id;
+	uint16_t qid;
+	uint8_t padding[6];
+};
+
+struct ur_queue;
+
+struct ur_ent {
+	struct ur_req_header hdr;
+	struct iovec iov[2]; /* header, payload: registered with the kernel */
+	struct ur_queue *q;
+	uint64_t unique; /* the request in hand, 0 when none (q->lock) */
+	bool dead;	 /* the kernel ended it */
+};
+
+struct ur_queue {
+	struct sfs_uring *u;
+	unsigned qid;
+	struct io_uring ring;
+	bool ring_made, thread_made;
+	pthread_t thread;
+	pthread_mutex_t lock; /* the submission queue, entries' unique */
+	char *msg;	      /* a request laid out for libfuse */
+	char *spliced;	      /* a reply libfuse spliced */
+	bool served;	      /* has had a request */
+	struct ur_ent ents[UR_ENTRIES];
+};
+
+struct sfs_uring {
+	struct sfs_fs *fs;
+	size_t payload; /* bytes per entry's payload buffer */
+	unsigned nq;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int state;     /* 0 waiting for INIT's reply, 1 go, -1 drop */
+	bool stopping; /* after the unmount (atomic) */
+	struct ur_queue *qs;
+};
+
+/* The entry whose request this thread is handling. */
+static __thread struct ur_ent *ur_cur;
+/* Whether this thread serves a queue. */
+static __thread bool ur_thread;
+
+/* Queues the kernel makes: one per possible CPU, numbered by CPU. */
+static unsigned possible_cpus(void)
+{
+	_cleanup_free_ char *s = NULL;
+	unsigned n = 0;
+
+	if (su_read_file(AT_FDCWD, "/sys/devices/system/cpu/possible", &s, NULL, 4096) < 0)
+		return 0;
+	/* "0-3" or "0,2-5": the highest number, plus one */
+	for (char *p = s; *p;) {
+		char *end;
+		unsigned long v;
+		if (!isdigit((unsigned char)*p)) {
+			p++;
+			continue;
+		}
+		v = strtoul(p, &end, 10);
+		if (v + 1 > n)
+			n = (unsigned)v + 1;
+		p = end;
+	}
+	return n;
+}
+
+/* Puts a command for ent on its queue's ring (q->lock held). */
+static int queue_cmd(struct ur_queue *q, struct ur_ent *ent, uint32_t op, uint64_t commit)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
+	struct ur_cmd_req *c;
+
+	if (!sqe) {
+		io_uring_submit(&q->ring);
+		sqe = io_uring_get_sqe(&q->ring);
+		if (!sqe)
+			return -EBUSY;
+	}
+	memset(sqe, 0, 128);
+	sqe->opcode = IORING_OP_URING_CMD;
+	sqe->fd = q->u->fs->pt.devfd;
+	sqe->cmd_op = op;
+	if (op == UR_CMD_REGISTER) {
+		sqe->addr = (uintptr_t)ent->iov;
+		sqe->len = 2;
+	}
+	c = (struct ur_cmd_req *)sqe->cmd;
+	c->commit_id = commit;
+	c->qid = (uint16_t)q->qid;
+	io_uring_sqe_set_data(sqe, ent);
+	return 0;
+}
+
+/* Lays the request in ent out as /dev/fuse delivers it and handles it. */
+static void handle(struct ur_queue *q, struct ur_ent *ent)
+{
+	struct sfs_uring *u = q->u;
+	const char *in = ent->hdr.in_out;
+	uint32_t len, pay = ent->hdr.ent.payload_sz;
+	size_t arg;
+
+	memcpy(&len, in, sizeof(len));
+	pthread_mutex_lock(&q->lock);
+	ent->unique = ent->hdr.ent.commit_id;
+	pthread_mutex_unlock(&q->lock);
+	/* the first argument is what the header's length leaves over */
+	if (len < UR_IN_HDR || pay > u->payload || len - UR_IN_HDR < pay ||
+	    (arg = len - UR_IN_HDR - pay) > sizeof(ent->hdr.op_in)) {
+		struct ur_out_header oh = {.len = UR_OUT_HDR, .error = -EIO, .unique = ent->unique};
+		struct iovec iov = {&oh, sizeof(oh)};
+		ssize_t r;
+		su_warn("io_uring: malformed request (length %u, payload %u)", len, pay);
+		ur_cur = ent;
+		sfs_uring_reply(u->fs, &iov, 1, &r);
+		return;
+	}
+	memcpy(q->msg, in, UR_IN_HDR);
+	memcpy(q->msg + UR_IN_HDR, ent->hdr.op_in, arg);
+	memcpy(q->msg + UR_IN_HDR + arg, ent->iov[1].iov_base, pay);
+	if (!q->served) {
+		q->served = true;
+		su_debug("io_uring: queue %u: first request", q->qid);
+	}
+	ur_cur = ent;
+	fuse_session_process_buf(u->fs->pt.se, &(struct fuse_buf){.mem = q->msg, .size = len});
+	if (ur_cur == ent)
+		su_debug("io_uring: request %llu left without a reply",
+			 (unsigned long long)ent->unique);
+	ur_cur = NULL;
+}
+
+static void *queue_main(void *arg)
+{
+	struct ur_queue *q = arg;
+	struct sfs_uring *u = q->u;
+	cpu_set_t set;
+	unsigned live = UR_ENTRIES;
+	int r;
+
+	ur_thread = true;
+	/* a queue of a CPU that is not online stays idle wherever it runs */
+	CPU_ZERO(&set);
+	CPU_SET(q->qid, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+
+	pthread_mutex_lock(&u->lock);
+	while (u->state == 0)
+		pthread_cond_wait(&u->cond, &u->lock);
+	pthread_mutex_unlock(&u->lock);
+	if (u->state < 0)
+		return NULL;
+
+	pthread_mutex_lock(&q->lock);
+	for (int i = 0; i < UR_ENTRIES; i++)
+		queue_cmd(q, &q->ents[i], UR_CMD_REGISTER, 0);
+	r = io_uring_submit(&q->ring);
+	pthread_mutex_unlock(&q->lock);
+	if (r < 0) {
+		su_warn("io_uring: queue %u: %s", q->qid, strerror(-r));
+		return NULL;
+	}
+
+	while (live > 0) {
+		struct io_uring_cqe *cqe;
+		struct ur_ent *ent;
+		int res;
+
+		sfs_grace_idle(u->fs);
+		r = io_uring_wait_cqe(&q->ring, &cqe);
+		sfs_grace_busy(u->fs);
+		if (r == -EINTR)
+			continue;
+		if (r < 0) {
+			su_warn("io_uring: queue %u: %s", q->qid, strerror(-r));
+			break;
+		}
+		ent = io_uring_cqe_get_data(cqe);
+		res = cqe->res;
+		io_uring_cqe_seen(&q->ring, cqe);
+		if (__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE))
+			break;
+		if (!ent) /* a wake-up */
+			continue;
+		if (res == 0) {
+			handle(q, ent);
+			continue;
+		}
+		/* the connection ended (ENOTCONN, ECONNABORTED, ECANCELED),
+		 * or the kernel turned a registration down */
+		if (res != -ENOTCONN && res != -ECONNABORTED && res != -ECANCELED)
+			su_warn("io_uring: queue %u: %s", q->qid, strerror(-res));
+		ent->dead = true;
+		live--;
+	}
+	return NULL;
+}
+
+static void free_queues(struct sfs_uring *u)
+{
+	for (unsigned i = 0; i < u->nq; i++) {
+		struct ur_queue *q = &u->qs[i];
+		if (q->ring_made)
+			io_uring_queue_exit(&q->ring);
+		for (int e = 0; e < UR_ENTRIES; e++)
+			free(q->ents[e].iov[1].iov_base);
+		free(q->msg);
+		free(q->spliced);
+		pthread_mutex_destroy(&q->lock);
+	}
+	free(u->qs);
+	pthread_mutex_destroy(&u->lock);
+	pthread_cond_destroy(&u->cond);
+	free(u);
+}
+
+static int make_queue(struct sfs_uring *u, struct ur_queue *q, unsigned qid)
+{
+	struct io_uring_params p = {.flags = IORING_SETUP_SQE128 | IORING_SETUP_COOP_TASKRUN};
+	int r;
+
+	q->u = u;
+	q->qid = qid;
+	pthread_mutex_init(&q->lock, NULL);
+	r = io_uring_queue_init_params(UR_ENTRIES * 2, &q->ring, &p);
+	if (r == -EINVAL) {
+		/* a kernel without COOP_TASKRUN (before 5.19) has no FUSE
+		 * rings either, but fail for that reason, not this one */
+		p = (struct io_uring_params){.flags = IORING_SETUP_SQE128};
+		r = io_uring_queue_init_params(UR_ENTRIES * 2, &q->ring, &p);
+	}
+	if (r < 0) {
+		su_debug("io_uring: no ring: %s", strerror(-r));
+		return -1;
+	}
+	q->ring_made = true;
+	q->msg = malloc(UR_IN_HDR + sizeof(q->ents[0].hdr.op_in) + u->payload);
+	q->spliced = malloc(UR_OUT_HDR + u->payload);
+	if (!q->msg || !q->spliced)
+		return -1;
+	for (int e = 0; e < UR_ENTRIES; e++) {
+		struct ur_ent *ent = &q->ents[e];
+		ent->q = q;
+		ent->iov[0] = (struct iovec){&ent->hdr, sizeof(ent->hdr)};
+		ent->iov[1] = (struct iovec){malloc(u->payload), u->payload};
+		if (!ent->iov[1].iov_base)
+			return -1;
+	}
+	return 0;
+}
+
+int sfs_uring_prepare(struct sfs_fs *fs, const void *init_out, size_t len)
+{
+	struct sfs_uring *u;
+	uint32_t max_write;
+	uint16_t max_pages;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	unsigned nq = possible_cpus();
+
+	if (!fs->o->uring || !(fs->pt.init_flags2 & UR_FLAGS2_OVER_IO_URING) || nq == 0 ||
+	    len < UR_INIT_OUT_MAX_PAGES + 2)
+		return -1;
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return -1;
+	u->fs = fs;
+	pthread_mutex_init(&u->lock, NULL);
+	pthread_cond_init(&u->cond, NULL);
+	/* the payload buffer must hold the largest request or reply */
+	memcpy(&max_write, (const char *)init_out + UR_INIT_OUT_MAX_WRITE, sizeof(max_write));
+	memcpy(&max_pages, (const char *)init_out + UR_INIT_OUT_MAX_PAGES, sizeof(max_pages));
+	u->payload = UR_MIN_PAYLOAD;
+	if (max_write > u->payload)
+		u->payload = max_write;
+	if ((size_t)max_pages * page > u->payload)
+		u->payload = (size_t)max_pages * page;
+	u->qs = calloc(nq, sizeof(*u->qs));
+	if (!u->qs) {
+		free(u);
+		return -1;
+	}
+	for (; u->nq < nq; u->nq++)
+		if (make_queue(u, &u->qs[u->nq], u->nq) < 0) {
+			u->nq++;
+			goto fail;
+		}
+	for (unsigned i = 0; i < nq; i++) {
+		struct ur_queue *q = &u->qs[i];
+		if (pthread_create(&q->thread, NULL, queue_main, q) != 0)
+			goto fail;
+		q->thread_made = true;
+	}
+	fs->ur = u;
+	su_debug("io_uring: %u queues of %d entries, %zu-byte payloads", nq, UR_ENTRIES,
+		 u->payload);
+	return 0;
+fail:
+	pthread_mutex_lock(&u->lock);
+	u->state = -1;
+	pthread_cond_broadcast(&u->cond);
+	pthread_mutex_unlock(&u->lock);
+	for (unsigned i = 0; i < u->nq; i++)
+		if (u->qs[i].thread_made)
+			pthread_join(u->qs[i].thread, NULL);
+	free_queues(u);
+	return -1;
+}
+
+void sfs_uring_go(struct sfs_fs *fs, bool sent)
+{
+	struct sfs_uring *u = fs->ur;
+
+	if (!u)
+		return;
+	pthread_mutex_lock(&u->lock);
+	u->state = sent ? 1 : -1;
+	pthread_cond_broadcast(&u->cond);
+	pthread_mutex_unlock(&u->lock);
+}
+
+bool sfs_uring_thread(void)
+{
+	return ur_thread;
+}
+
+bool sfs_uring_answering(void)
+{
+	return ur_cur != NULL;
+}
+
+/* The entry holding request unique, when another thread replies. */
+static struct ur_ent *find_ent(struct sfs_uring *u, uint64_t unique, struct ur_queue **qp)
+{
+	for (unsigned i = 0; i < u->nq; i++) {
+		struct ur_queue *q = &u->qs[i];
+		pthread_mutex_lock(&q->lock);
+		for (int e = 0; e < UR_ENTRIES; e++)
+			if (q->ents[e].unique == unique) {
+				*qp = q;
+				return &q->ents[e]; /* with q->lock */
+			}
+		pthread_mutex_unlock(&q->lock);
+	}
+	return NULL;
+}
+
+bool sfs_uring_reply(struct sfs_fs *fs, const struct iovec *iov, int count, ssize_t *ret)
+{
+	struct sfs_uring *u = fs->ur;
+	struct ur_ent *ent = ur_cur;
+	struct ur_queue *q;
+	uint64_t unique;
+	size_t total = 0, at = 0;
+	char *pay;
+	int r;
+
+	if (!u || count < 1 || iov[0].iov_len < UR_OUT_HDR)
+		return false;
+	memcpy(&unique, (const char *)iov[0].iov_base + 8, sizeof(unique));
+	if (unique == 0) /* a notification */
+		return false;
+	if (ent && ent->unique == unique) {
+		q = ent->q;
+		pthread_mutex_lock(&q->lock);
+	} else if (!(ent = find_ent(u, unique, &q))) {
+		return false; /* a request that came through /dev/fuse */
+	}
+	for (int i = 0; i < count; i++)
+		total += iov[i].iov_len;
+	if (total - UR_OUT_HDR > u->payload) {
+		pthread_mutex_unlock(&q->lock);
+		*ret = -1;
+		errno = EINVAL;
+		return true;
+	}
+	/* the header goes to the header buffer, the rest to the payload */
+	pay = ent->iov[1].iov_base;
+	for (int i = 0; i < count; i++) {
+		const char *b = iov[i].iov_base;
+		size_t n = iov[i].iov_len;
+		if (at < UR_OUT_HDR) {
+			size_t h = n < UR_OUT_HDR - at ? n : UR_OUT_HDR - at;
+			memcpy(ent->hdr.in_out + at, b, h);
+			b += h;
+			n -= h;
+			at += h;
+		}
+		memcpy(pay + (at - UR_OUT_HDR), b, n);
+		at += n;
+	}
+	ent->hdr.ent.payload_sz = (uint32_t)(total - UR_OUT_HDR);
+	ent->unique = 0;
+	if (ur_cur == ent)
+		ur_cur = NULL;
+	/* committing also fetches the entry's next request */
+	r = queue_cmd(q, ent, UR_CMD_COMMIT_AND_FETCH, unique);
+	if (r == 0)
+		r = io_uring_submit(&q->ring);
+	pthread_mutex_unlock(&q->lock);
+	if (r < 0) {
+		su_warn("io_uring: reply to %llu: %s", (unsigned long long)unique, strerror(-r));
+		errno = -r;
+		*ret = -1;
+	} else {
+		*ret = (ssize_t)total;
+	}
+	return true;
+}
+
+ssize_t sfs_uring_splice(struct sfs_fs *fs, int pipefd, size_t len)
+{
+	struct ur_queue *q = ur_cur->q;
+	struct iovec iov = {q->spliced, 0};
+	ssize_t r;
+
+	if (len > UR_OUT_HDR + fs->ur->payload)
+		return splice(pipefd, NULL, fs->pt.devfd, NULL, len, 0);
+	while (iov.iov_len < len) {
+		r = read(pipefd, q->spliced + iov.iov_len, len - iov.iov_len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		iov.iov_len += (size_t)r;
+	}
+	if (sfs_uring_reply(fs, &iov, 1, &r))
+		return r;
+	return write(fs->pt.devfd, iov.iov_base, iov.iov_len);
+}
+
+void sfs_uring_stop(struct sfs_fs *fs)
+{
+	struct sfs_uring *u = fs->ur;
+	bool all = true;
+
+	if (!u)
+		return;
+	sfs_uring_go(fs, false); /* threads still waiting for INIT's reply */
+	/* the unmount ended every entry the kernel held; an entry a request
+	 * kept (one left without a reply) would keep its thread waiting */
+	__atomic_store_n(&u->stopping, true, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < u->nq; i++) {
+		struct ur_queue *q = &u->qs[i];
+		struct io_uring_sqe *sqe;
+		pthread_mutex_lock(&q->lock);
+		if ((sqe = io_uring_get_sqe(&q->ring))) {
+			memset(sqe, 0, 128);
+			io_uring_prep_nop(sqe);
+			io_uring_sqe_set_data(sqe, NULL);
+			io_uring_submit(&q->ring);
+		}
+		pthread_mutex_unlock(&q->lock);
+	}
+	for (unsigned i = 0; i < u->nq; i++) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 5;
+		if (u->qs[i].thread_made && pthread_timedjoin_np(u->qs[i].thread, NULL, &ts) != 0)
+			all = false;
+	}
+	fs->ur = NULL;
+	if (all)
+		free_queues(u);
+	else
+		su_warn("io_uring: a queue thread did not end; its memory stays");
+}
