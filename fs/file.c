@@ -176,6 +176,7 @@ bool sfs_prefill(struct sfs_fs *fs, fuse_ino_t ino, struct sfs_file *f, int flag
 	pthread_mutex_unlock(&n->lock);
 	if (!want || f->lsize <= 0 || f->lsize > PREFILL_MAX || !(buf = malloc(size)))
 		return false;
+	sfs_await_cached(f->fd, 0, size);
 	while (got < size) {
 		ssize_t r = pread(f->fd, buf + got, size - got, got);
 		if (r < 0 && errno == EINTR)
@@ -360,6 +361,35 @@ static bool any_fuse_layer(struct sfs_fs *fs)
 	return false;
 }
 
+/* A ring thread runs on the CPU of the program it serves, and the disk's
+ * interrupt may come on another: a thread asleep on a read there needs an
+ * interrupt between CPUs to wake, which on a virtual machine costs about
+ * as much as the read.  So a ring thread about to read pages that are not
+ * cached starts the reads and then watches for them, for a bounded time
+ * (it has nothing else to do: its program waits for this very read). */
+#define DISK_SPIN_NS  (500 * 1000)
+#define DISK_SPIN_MAX (32 << 10) /* a larger read takes longer than the wait */
+
+void sfs_await_cached(int fd, off_t off, size_t len)
+{
+	struct iovec iov;
+	struct timespec t0, t;
+	char c;
+
+	if (!sfs_uring_thread() || len == 0 || len > DISK_SPIN_MAX)
+		return;
+	iov = (struct iovec){&c, 1};
+	if (preadv2(fd, &iov, 1, off, RWF_NOWAIT) >= 0 || errno != EAGAIN)
+		return;
+	(void)readahead(fd, off, len);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		if (preadv2(fd, &iov, 1, off + (off_t)len - 1, RWF_NOWAIT) >= 0 || errno != EAGAIN)
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < DISK_SPIN_NS);
+}
+
 int sfs_read_to_pipe(struct sfs_fs *fs, int fd, size_t size, off_t off, size_t *got)
 {
 	struct read_pipe *rp = read_pipe(fs);
@@ -367,6 +397,7 @@ int sfs_read_to_pipe(struct sfs_fs *fs, int fd, size_t size, off_t off, size_t *
 	*got = 0;
 	if (!rp || size > rp->cap)
 		return -ENOBUFS;
+	sfs_await_cached(fd, off, size);
 	while (*got < size) {
 		loff_t at = off + (off_t)*got;
 		/* The pipe holds a page or a piece of one per slot, not

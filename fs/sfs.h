@@ -553,6 +553,9 @@ int sfs_read_pipes_init(struct sfs_fs *fs);
  * pipe: its read end with *got bytes in, -ENOBUFS when the range must go
  * through a buffer instead, or -errno (the pipe is left empty). */
 int sfs_read_to_pipe(struct sfs_fs *fs, int fd, size_t size, off_t off, size_t *got);
+/* On a ring thread: starts the reads of a range not in the page cache and
+ * waits for them without sleeping, for a bounded time. */
+void sfs_await_cached(int fd, off_t off, size_t len);
 /* Empties this thread's pipe of what a failed reply left in it. */
 void sfs_read_pipe_drain(struct sfs_fs *fs);
 

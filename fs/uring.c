@@ -4,8 +4,10 @@
  * those wake-ups is an interrupt between virtual CPUs, and they cost more
  * than the work.  With io_uring (Linux 6.14, fuse module parameter
  * enable_uring) the kernel keeps one queue per CPU and hands a request to
- * the queue of the CPU the program runs on; here each queue has a thread
- * pinned to that CPU, so request and reply stay on one CPU.
+ * the queue of the CPU the program runs on; here each queue has threads
+ * pinned to that CPU (UR_THREADS, one ring each), so request and reply
+ * stay on one CPU.  A thread about to wait for the disk watches for the
+ * data instead of sleeping, for a moment (sfs_await_cached).
  *
  * libfuse 3.14 knows nothing of it, so the daemon does the transport and
  * lets libfuse do the rest: a request found in a ring entry is laid out as
@@ -37,8 +39,13 @@
 #define UR_INIT_OUT_MAX_PAGES	28
 #define UR_MIN_PAYLOAD		8192 /* the kernel's FUSE_MIN_READ_BUFFER */
 
-/* Ring entries per queue: requests of one CPU waiting in the daemon. */
-#define UR_ENTRIES 4
+/* Threads per queue, each with a ring of its own and UR_ENTRIES entries
+ * on the queue.  The kernel hands a request to the entry that came back
+ * last, so a program's stream of requests is served by one thread, and
+ * the others take the CPU's requests while it waits for the disk. */
+#define UR_THREADS    4
+#define UR_ENTRIES    1
+#define UR_MAX_QUEUES 64
 
 struct ur_ent_in_out {
 	uint64_t flags;
@@ -94,8 +101,8 @@ struct ur_queue {
 
 struct sfs_uring {
 	struct sfs_fs *fs;
-	size_t payload; /* bytes per entry's payload buffer */
-	unsigned nq;
+	size_t payload;	 /* bytes per entry's payload buffer */
+	unsigned nrings; /* UR_THREADS per possible CPU */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int state;     /* 0 waiting for INIT's reply, 1 go, -1 drop */
@@ -214,8 +221,9 @@ static void *queue_main(void *arg)
 	pthread_mutex_lock(&u->lock);
 	while (u->state == 0)
 		pthread_cond_wait(&u->cond, &u->lock);
+	r = u->state;
 	pthread_mutex_unlock(&u->lock);
-	if (u->state < 0)
+	if (r < 0)
 		return NULL;
 
 	pthread_mutex_lock(&q->lock);
@@ -265,7 +273,7 @@ static void *queue_main(void *arg)
 
 static void free_queues(struct sfs_uring *u)
 {
-	for (unsigned i = 0; i < u->nq; i++) {
+	for (unsigned i = 0; i < u->nrings; i++) {
 		struct ur_queue *q = &u->qs[i];
 		if (q->ring_made)
 			io_uring_queue_exit(&q->ring);
@@ -283,19 +291,15 @@ static void free_queues(struct sfs_uring *u)
 
 static int make_queue(struct sfs_uring *u, struct ur_queue *q, unsigned qid)
 {
-	struct io_uring_params p = {.flags = IORING_SETUP_SQE128 | IORING_SETUP_COOP_TASKRUN};
+	/* (not COOP_TASKRUN: a reply committed by another thread makes
+	 * this ring's next request its task work, which must wake it) */
+	struct io_uring_params p = {.flags = IORING_SETUP_SQE128};
 	int r;
 
 	q->u = u;
 	q->qid = qid;
 	pthread_mutex_init(&q->lock, NULL);
-	r = io_uring_queue_init_params(UR_ENTRIES * 2, &q->ring, &p);
-	if (r == -EINVAL) {
-		/* a kernel without COOP_TASKRUN (before 5.19) has no FUSE
-		 * rings either, but fail for that reason, not this one */
-		p = (struct io_uring_params){.flags = IORING_SETUP_SQE128};
-		r = io_uring_queue_init_params(UR_ENTRIES * 2, &q->ring, &p);
-	}
+	r = io_uring_queue_init_params(UR_ENTRIES * 2 + 2, &q->ring, &p);
 	if (r < 0) {
 		su_debug("io_uring: no ring: %s", strerror(-r));
 		return -1;
@@ -324,9 +328,14 @@ int sfs_uring_prepare(struct sfs_fs *fs, const void *init_out, size_t len)
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	unsigned nq = possible_cpus();
 
-	if (!fs->o->uring || !(fs->pt.init_flags2 & UR_FLAGS2_OVER_IO_URING) || nq == 0 ||
+	if (!fs->o->uring || !(fs->pt.init_flags2 & UR_FLAGS2_OVER_IO_URING) ||
 	    len < UR_INIT_OUT_MAX_PAGES + 2)
 		return -1;
+	/* (a thread and a ring per CPU the machine could ever have) */
+	if (nq == 0 || nq > UR_MAX_QUEUES) {
+		su_debug("io_uring: not for %u possible CPUs", nq);
+		return -1;
+	}
 	u = calloc(1, sizeof(*u));
 	if (!u)
 		return -1;
@@ -341,32 +350,32 @@ int sfs_uring_prepare(struct sfs_fs *fs, const void *init_out, size_t len)
 		u->payload = max_write;
 	if ((size_t)max_pages * page > u->payload)
 		u->payload = (size_t)max_pages * page;
-	u->qs = calloc(nq, sizeof(*u->qs));
+	u->qs = calloc((size_t)nq * UR_THREADS, sizeof(*u->qs));
 	if (!u->qs) {
 		free(u);
 		return -1;
 	}
-	for (; u->nq < nq; u->nq++)
-		if (make_queue(u, &u->qs[u->nq], u->nq) < 0) {
-			u->nq++;
+	for (; u->nrings < nq * UR_THREADS; u->nrings++)
+		if (make_queue(u, &u->qs[u->nrings], u->nrings / UR_THREADS) < 0) {
+			u->nrings++;
 			goto fail;
 		}
-	for (unsigned i = 0; i < nq; i++) {
+	for (unsigned i = 0; i < u->nrings; i++) {
 		struct ur_queue *q = &u->qs[i];
 		if (pthread_create(&q->thread, NULL, queue_main, q) != 0)
 			goto fail;
 		q->thread_made = true;
 	}
 	fs->ur = u;
-	su_debug("io_uring: %u queues of %d entries, %zu-byte payloads", nq, UR_ENTRIES,
-		 u->payload);
+	su_debug("io_uring: %u queues of %d threads with %d entries, %zu-byte payloads", nq,
+		 UR_THREADS, UR_ENTRIES, u->payload);
 	return 0;
 fail:
 	pthread_mutex_lock(&u->lock);
 	u->state = -1;
 	pthread_cond_broadcast(&u->cond);
 	pthread_mutex_unlock(&u->lock);
-	for (unsigned i = 0; i < u->nq; i++)
+	for (unsigned i = 0; i < u->nrings; i++)
 		if (u->qs[i].thread_made)
 			pthread_join(u->qs[i].thread, NULL);
 	free_queues(u);
@@ -398,7 +407,7 @@ bool sfs_uring_answering(void)
 /* The entry holding request unique, when another thread replies. */
 static struct ur_ent *find_ent(struct sfs_uring *u, uint64_t unique, struct ur_queue **qp)
 {
-	for (unsigned i = 0; i < u->nq; i++) {
+	for (unsigned i = 0; i < u->nrings; i++) {
 		struct ur_queue *q = &u->qs[i];
 		pthread_mutex_lock(&q->lock);
 		for (int e = 0; e < UR_ENTRIES; e++)
@@ -411,15 +420,59 @@ static struct ur_ent *find_ent(struct sfs_uring *u, uint64_t unique, struct ur_q
 	return NULL;
 }
 
+/* Copies a reply into ent (q->lock held, released here) and commits it,
+ * which also fetches the entry's next request: 0 or -1 with errno.  With
+ * err, the reply is that error instead of iov. */
+static int commit(struct ur_ent *ent, uint64_t unique, const struct iovec *iov, int count, int err)
+{
+	struct ur_queue *q = ent->q;
+	char *pay = ent->iov[1].iov_base;
+	size_t at = 0;
+	int r;
+
+	if (err) {
+		struct ur_out_header oh = {.len = UR_OUT_HDR, .error = err, .unique = unique};
+		memcpy(ent->hdr.in_out, &oh, sizeof(oh));
+		at = UR_OUT_HDR;
+		count = 0;
+	}
+	/* the header goes to the header buffer, the rest to the payload */
+	for (int i = 0; i < count; i++) {
+		const char *b = iov[i].iov_base;
+		size_t n = iov[i].iov_len;
+		if (at < UR_OUT_HDR) {
+			size_t h = n < UR_OUT_HDR - at ? n : UR_OUT_HDR - at;
+			memcpy(ent->hdr.in_out + at, b, h);
+			b += h;
+			n -= h;
+			at += h;
+		}
+		memcpy(pay + (at - UR_OUT_HDR), b, n);
+		at += n;
+	}
+	ent->hdr.ent.payload_sz = (uint32_t)(at - UR_OUT_HDR);
+	ent->unique = 0;
+	if (ur_cur == ent)
+		ur_cur = NULL;
+	r = queue_cmd(q, ent, UR_CMD_COMMIT_AND_FETCH, unique);
+	if (r == 0)
+		r = io_uring_submit(&q->ring);
+	pthread_mutex_unlock(&q->lock);
+	if (r < 0) {
+		su_warn("io_uring: reply to %llu: %s", (unsigned long long)unique, strerror(-r));
+		errno = -r;
+		return -1;
+	}
+	return 0;
+}
+
 bool sfs_uring_reply(struct sfs_fs *fs, const struct iovec *iov, int count, ssize_t *ret)
 {
 	struct sfs_uring *u = fs->ur;
 	struct ur_ent *ent = ur_cur;
 	struct ur_queue *q;
 	uint64_t unique;
-	size_t total = 0, at = 0;
-	char *pay;
-	int r;
+	size_t total = 0;
 
 	if (!u || count < 1 || iov[0].iov_len < UR_OUT_HDR)
 		return false;
@@ -435,42 +488,15 @@ bool sfs_uring_reply(struct sfs_fs *fs, const struct iovec *iov, int count, ssiz
 	for (int i = 0; i < count; i++)
 		total += iov[i].iov_len;
 	if (total - UR_OUT_HDR > u->payload) {
-		pthread_mutex_unlock(&q->lock);
-		*ret = -1;
+		/* (cannot be: the buffer holds the largest the kernel takes) */
+		commit(ent, unique, NULL, 0, -EIO);
 		errno = EINVAL;
+		*ret = -1;
 		return true;
 	}
-	/* the header goes to the header buffer, the rest to the payload */
-	pay = ent->iov[1].iov_base;
-	for (int i = 0; i < count; i++) {
-		const char *b = iov[i].iov_base;
-		size_t n = iov[i].iov_len;
-		if (at < UR_OUT_HDR) {
-			size_t h = n < UR_OUT_HDR - at ? n : UR_OUT_HDR - at;
-			memcpy(ent->hdr.in_out + at, b, h);
-			b += h;
-			n -= h;
-			at += h;
-		}
-		memcpy(pay + (at - UR_OUT_HDR), b, n);
-		at += n;
-	}
-	ent->hdr.ent.payload_sz = (uint32_t)(total - UR_OUT_HDR);
-	ent->unique = 0;
-	if (ur_cur == ent)
-		ur_cur = NULL;
-	/* committing also fetches the entry's next request */
-	r = queue_cmd(q, ent, UR_CMD_COMMIT_AND_FETCH, unique);
-	if (r == 0)
-		r = io_uring_submit(&q->ring);
-	pthread_mutex_unlock(&q->lock);
-	if (r < 0) {
-		su_warn("io_uring: reply to %llu: %s", (unsigned long long)unique, strerror(-r));
-		errno = -r;
-		*ret = -1;
-	} else {
+	*ret = commit(ent, unique, iov, count, 0);
+	if (*ret >= 0)
 		*ret = (ssize_t)total;
-	}
 	return true;
 }
 
@@ -486,8 +512,15 @@ ssize_t sfs_uring_splice(struct sfs_fs *fs, int pipefd, size_t len)
 		r = read(pipefd, q->spliced + iov.iov_len, len - iov.iov_len);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
+		if (r <= 0) {
+			/* the request still gets an answer */
+			struct ur_ent *ent = ur_cur;
+			int e = r < 0 ? errno : EIO;
+			pthread_mutex_lock(&q->lock);
+			commit(ent, ent->unique, NULL, 0, -EIO);
+			errno = e;
 			return -1;
+		}
 		iov.iov_len += (size_t)r;
 	}
 	if (sfs_uring_reply(fs, &iov, 1, &r))
@@ -506,7 +539,7 @@ void sfs_uring_stop(struct sfs_fs *fs)
 	/* the unmount ended every entry the kernel held; an entry a request
 	 * kept (one left without a reply) would keep its thread waiting */
 	__atomic_store_n(&u->stopping, true, __ATOMIC_RELEASE);
-	for (unsigned i = 0; i < u->nq; i++) {
+	for (unsigned i = 0; i < u->nrings; i++) {
 		struct ur_queue *q = &u->qs[i];
 		struct io_uring_sqe *sqe;
 		pthread_mutex_lock(&q->lock);
@@ -518,7 +551,7 @@ void sfs_uring_stop(struct sfs_fs *fs)
 		}
 		pthread_mutex_unlock(&q->lock);
 	}
-	for (unsigned i = 0; i < u->nq; i++) {
+	for (unsigned i = 0; i < u->nrings; i++) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 5;
