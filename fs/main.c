@@ -252,10 +252,11 @@ int main(int argc, char **argv)
 	} else {
 		ret = fuse_session_loop(se) ? 1 : 0;
 	}
+	/* the ring threads use the pruner's slots: they go first */
+	sfs_uring_stop(&fs);
 	sfs_prune_stop(&fs);
 out_mount:
 	fuse_session_unmount(se);
-	sfs_uring_stop(&fs);
 out_sig:
 	fuse_remove_signal_handlers(se);
 out_se:

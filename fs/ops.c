@@ -273,6 +273,7 @@ static void *readahead_main(void *arg)
 	sfs_grace_busy(job.fs);
 	sfs_dir_readahead(job.fs, job.dir);
 	sfs_grace_idle(job.fs);
+	__atomic_sub_fetch(&job.fs->readahead_threads, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -289,7 +290,10 @@ static void readahead_dir(struct sfs_fs *fs, struct sfs_node *dir)
 	if (job && pthread_attr_init(&attr) == 0) {
 		*job = (struct readahead_job){fs, dir};
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		__atomic_add_fetch(&fs->readahead_threads, 1, __ATOMIC_ACQUIRE);
 		started = pthread_create(&t, &attr, readahead_main, job) == 0;
+		if (!started)
+			__atomic_sub_fetch(&fs->readahead_threads, 1, __ATOMIC_RELEASE);
 		pthread_attr_destroy(&attr);
 	}
 	if (!started) {

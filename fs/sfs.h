@@ -223,6 +223,7 @@ struct sfs_fs {
 		uint64_t *snap; /* the slots' counts when they were taken */
 	} prune;		/* prune.c */
 	bool prefetching;	/* a directory readahead is under way (atomic) */
+	int readahead_threads;	/* threads running one (ops.c; atomic) */
 	uint64_t tick;		/* lookups so far (written under table_lock) */
 	/* renames of directories under way, and done (atomic; dir.c) */
 	unsigned renaming;
@@ -590,7 +591,8 @@ bool sfs_uring_answering(void);
 /* Sends the message libfuse put in a pipe (len bytes) while answering one:
  * the reply goes to the ring, a notification to /dev/fuse. */
 ssize_t sfs_uring_splice(struct sfs_fs *fs, int pipefd, size_t len);
-/* After the unmount: waits for the queue threads to end, frees them. */
+/* When the request loop has ended: stops the queue threads and waits for
+ * them (and for the readahead threads they started), frees them. */
 void sfs_uring_stop(struct sfs_fs *fs);
 
 /* ---- prune.c ---- */

@@ -532,12 +532,13 @@ void sfs_uring_stop(struct sfs_fs *fs)
 {
 	struct sfs_uring *u = fs->ur;
 	bool all = true;
+	struct timespec ts;
 
 	if (!u)
 		return;
 	sfs_uring_go(fs, false); /* threads still waiting for INIT's reply */
-	/* the unmount ended every entry the kernel held; an entry a request
-	 * kept (one left without a reply) would keep its thread waiting */
+	/* each thread ends at its next completion: a wake-up sent here, or
+	 * the end of its entry if the connection is gone */
 	__atomic_store_n(&u->stopping, true, __ATOMIC_RELEASE);
 	for (unsigned i = 0; i < u->nrings; i++) {
 		struct ur_queue *q = &u->qs[i];
@@ -551,13 +552,14 @@ void sfs_uring_stop(struct sfs_fs *fs)
 		}
 		pthread_mutex_unlock(&q->lock);
 	}
-	for (unsigned i = 0; i < u->nrings; i++) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 5;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	for (unsigned i = 0; i < u->nrings; i++)
 		if (u->qs[i].thread_made && pthread_timedjoin_np(u->qs[i].thread, NULL, &ts) != 0)
 			all = false;
-	}
+	/* (a directory readahead a ring thread started) */
+	for (int i = 0; i < 500 && __atomic_load_n(&fs->readahead_threads, __ATOMIC_ACQUIRE); i++)
+		su_sleep_ms(10);
 	fs->ur = NULL;
 	if (all)
 		free_queues(u);
