@@ -8,7 +8,9 @@
  * and create replies of files chosen for passthrough get FOPEN_PASSTHROUGH
  * and the backing id.  Registering a backing file needs CAP_SYS_ADMIN, so
  * only a daemon running as real root uses it.  The same INIT amendment
- * accepts FUSE_HANDLE_KILLPRIV_V2, for every daemon (see patch_init).
+ * accepts FUSE_HANDLE_KILLPRIV_V2, for every daemon (see patch_init), and
+ * FUSE over io_uring when uring.c has its queues ready; the reply hooks
+ * then send a ring request's reply back into its ring.
  *
  * The kernel's rules, which decide the policy here:
  *   - while an inode has a passthrough open, every open of it must be a
