@@ -575,7 +575,7 @@ void sfs_pt_arm(int32_t id);
 
 /* ---- uring.c ---- */
 
-/* Makes the io_uring queues (one per possible CPU, a thread pinned to each)
+/* Makes the io_uring queues (one per possible CPU, threads pinned to it)
  * for a connection whose INIT reply, init_out (len bytes), is about to be
  * sent: 0 when they are ready to register, -1 (nothing left) if not. */
 int sfs_uring_prepare(struct sfs_fs *fs, const void *init_out, size_t len);

@@ -83,7 +83,6 @@ struct ur_ent {
 	struct iovec iov[2]; /* header, payload: registered with the kernel */
 	struct ur_queue *q;
 	uint64_t unique; /* the request in hand, 0 when none (q->lock) */
-	bool dead;	 /* the kernel ended it */
 };
 
 struct ur_queue {
@@ -106,7 +105,7 @@ struct sfs_uring {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int state;     /* 0 waiting for INIT's reply, 1 go, -1 drop */
-	bool stopping; /* after the unmount (atomic) */
+	bool stopping; /* once the request loop has ended (atomic) */
 	struct ur_queue *qs;
 };
 
@@ -166,6 +165,52 @@ static int queue_cmd(struct ur_queue *q, struct ur_ent *ent, uint32_t op, uint64
 	return 0;
 }
 
+/* Copies a reply into ent (q->lock held, released here) and commits it,
+ * which also fetches the entry's next request: 0 or -1 with errno.  With
+ * err, the reply is that error instead of iov. */
+static int commit(struct ur_ent *ent, uint64_t unique, const struct iovec *iov, int count, int err)
+{
+	struct ur_queue *q = ent->q;
+	char *pay = ent->iov[1].iov_base;
+	size_t at = 0;
+	int r;
+
+	if (err) {
+		struct ur_out_header oh = {.len = UR_OUT_HDR, .error = err, .unique = unique};
+		memcpy(ent->hdr.in_out, &oh, sizeof(oh));
+		at = UR_OUT_HDR;
+		count = 0;
+	}
+	/* the header goes to the header buffer, the rest to the payload */
+	for (int i = 0; i < count; i++) {
+		const char *b = iov[i].iov_base;
+		size_t n = iov[i].iov_len;
+		if (at < UR_OUT_HDR) {
+			size_t h = n < UR_OUT_HDR - at ? n : UR_OUT_HDR - at;
+			memcpy(ent->hdr.in_out + at, b, h);
+			b += h;
+			n -= h;
+			at += h;
+		}
+		memcpy(pay + (at - UR_OUT_HDR), b, n);
+		at += n;
+	}
+	ent->hdr.ent.payload_sz = (uint32_t)(at - UR_OUT_HDR);
+	ent->unique = 0;
+	if (ur_cur == ent)
+		ur_cur = NULL;
+	r = queue_cmd(q, ent, UR_CMD_COMMIT_AND_FETCH, unique);
+	if (r == 0)
+		r = io_uring_submit(&q->ring);
+	pthread_mutex_unlock(&q->lock);
+	if (r < 0) {
+		su_warn("io_uring: reply to %llu: %s", (unsigned long long)unique, strerror(-r));
+		errno = -r;
+		return -1;
+	}
+	return 0;
+}
+
 /* Lays the request in ent out as /dev/fuse delivers it and handles it. */
 static void handle(struct ur_queue *q, struct ur_ent *ent)
 {
@@ -181,12 +226,9 @@ static void handle(struct ur_queue *q, struct ur_ent *ent)
 	/* the first argument is what the header's length leaves over */
 	if (len < UR_IN_HDR || pay > u->payload || len - UR_IN_HDR < pay ||
 	    (arg = len - UR_IN_HDR - pay) > sizeof(ent->hdr.op_in)) {
-		struct ur_out_header oh = {.len = UR_OUT_HDR, .error = -EIO, .unique = ent->unique};
-		struct iovec iov = {&oh, sizeof(oh)};
-		ssize_t r;
 		su_warn("io_uring: malformed request (length %u, payload %u)", len, pay);
-		ur_cur = ent;
-		sfs_uring_reply(u->fs, &iov, 1, &r);
+		pthread_mutex_lock(&q->lock);
+		commit(ent, ent->unique, NULL, 0, -EIO);
 		return;
 	}
 	memcpy(q->msg, in, UR_IN_HDR);
@@ -265,7 +307,6 @@ static void *queue_main(void *arg)
 		 * or the kernel turned a registration down */
 		if (res != -ENOTCONN && res != -ECONNABORTED && res != -ECANCELED)
 			su_warn("io_uring: queue %u: %s", q->qid, strerror(-res));
-		ent->dead = true;
 		live--;
 	}
 	return NULL;
@@ -418,52 +459,6 @@ static struct ur_ent *find_ent(struct sfs_uring *u, uint64_t unique, struct ur_q
 		pthread_mutex_unlock(&q->lock);
 	}
 	return NULL;
-}
-
-/* Copies a reply into ent (q->lock held, released here) and commits it,
- * which also fetches the entry's next request: 0 or -1 with errno.  With
- * err, the reply is that error instead of iov. */
-static int commit(struct ur_ent *ent, uint64_t unique, const struct iovec *iov, int count, int err)
-{
-	struct ur_queue *q = ent->q;
-	char *pay = ent->iov[1].iov_base;
-	size_t at = 0;
-	int r;
-
-	if (err) {
-		struct ur_out_header oh = {.len = UR_OUT_HDR, .error = err, .unique = unique};
-		memcpy(ent->hdr.in_out, &oh, sizeof(oh));
-		at = UR_OUT_HDR;
-		count = 0;
-	}
-	/* the header goes to the header buffer, the rest to the payload */
-	for (int i = 0; i < count; i++) {
-		const char *b = iov[i].iov_base;
-		size_t n = iov[i].iov_len;
-		if (at < UR_OUT_HDR) {
-			size_t h = n < UR_OUT_HDR - at ? n : UR_OUT_HDR - at;
-			memcpy(ent->hdr.in_out + at, b, h);
-			b += h;
-			n -= h;
-			at += h;
-		}
-		memcpy(pay + (at - UR_OUT_HDR), b, n);
-		at += n;
-	}
-	ent->hdr.ent.payload_sz = (uint32_t)(at - UR_OUT_HDR);
-	ent->unique = 0;
-	if (ur_cur == ent)
-		ur_cur = NULL;
-	r = queue_cmd(q, ent, UR_CMD_COMMIT_AND_FETCH, unique);
-	if (r == 0)
-		r = io_uring_submit(&q->ring);
-	pthread_mutex_unlock(&q->lock);
-	if (r < 0) {
-		su_warn("io_uring: reply to %llu: %s", (unsigned long long)unique, strerror(-r));
-		errno = -r;
-		return -1;
-	}
-	return 0;
 }
 
 bool sfs_uring_reply(struct sfs_fs *fs, const struct iovec *iov, int count, ssize_t *ret)

@@ -59,13 +59,20 @@ for t in "$B"/tests/test-*; do
 	run_one "unit/$(basename "$t")" "$t"
 done
 
+# run_file FILE [TAG]: a shell test as root and, if marked, rootless; TAG
+# goes into the labels.
+run_file() {
+	local t=$1 tag=${2:+$2, }
+	run_one "${t#tests/}${2:+ ($2)}" bash "$t"
+	if grep -q '^# rootless: yes' "$t"; then
+		run_one "${t#tests/} (${tag}rootless)" bash tests/rootless.sh "$t"
+	fi
+}
+
 for t in tests/*/*.t; do
 	[ -f "$t" ] || continue
 	selected "$t" || continue
-	run_one "${t#tests/}" bash "$t"
-	if grep -q '^# rootless: yes' "$t"; then
-		run_one "${t#tests/} (rootless)" bash tests/rootless.sh "$t"
-	fi
+	run_file "$t"
 done
 
 # FUSE over io_uring: the filesystem tests once more with the fuse module's
@@ -81,12 +88,7 @@ if [ ${#uring_tests[@]} -gt 0 ]; then
 		uring_was=$(cat "$URING_PARAM")
 		trap 'echo "$uring_was" >"$URING_PARAM"; rm -f "$failed_log"' EXIT
 		echo 1 >"$URING_PARAM"
-		for t in "${uring_tests[@]}"; do
-			run_one "${t#tests/} (io_uring)" bash "$t"
-			if grep -q '^# rootless: yes' "$t"; then
-				run_one "${t#tests/} (io_uring, rootless)" bash tests/rootless.sh "$t"
-			fi
-		done
+		for t in "${uring_tests[@]}"; do run_file "$t" io_uring; done
 		echo "$uring_was" >"$URING_PARAM"
 	else
 		why="no $URING_PARAM to turn on (a kernel before 6.14, or not root)"
