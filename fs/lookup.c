@@ -29,7 +29,7 @@ static int stale(int err)
 	return err == -ELOOP || err == -EXDEV || err == -ENOENT || err == -ENOTDIR ? -ESTALE : err;
 }
 
-static int open_beneath(int dirfd, const char *path, int flags)
+int sfs_open_beneath(int dirfd, const char *path, int flags)
 {
 	struct open_how how = {
 	    .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
@@ -70,8 +70,8 @@ static int open_by_path(struct sfs_fs *fs, const struct sfs_lower *l, const char
 			return -ENAMETOOLONG;
 		memcpy(part, path, len);
 		part[len] = '\0';
-		fd = open_beneath(dir >= 0 ? dir : fs->layers[l->layer].fd, part,
-				  O_PATH | O_DIRECTORY);
+		fd = sfs_open_beneath(dir >= 0 ? dir : fs->layers[l->layer].fd, part,
+				      O_PATH | O_DIRECTORY);
 		if (fd < 0)
 			return fd;
 		if (dir >= 0)
@@ -79,7 +79,7 @@ static int open_by_path(struct sfs_fs *fs, const struct sfs_lower *l, const char
 		dir = fd;
 		path += len + 1;
 	}
-	fd = open_beneath(dir >= 0 ? dir : fs->layers[l->layer].fd, path, flags & known);
+	fd = sfs_open_beneath(dir >= 0 ? dir : fs->layers[l->layer].fd, path, flags & known);
 	if (fd < 0)
 		return fd;
 	if (fstat(fd, st) < 0 || st->st_ino != l->ino) {

@@ -36,7 +36,8 @@ static void usage(FILE *f)
 		"                       handled on the CPU that made them, when the kernel\n"
 		"                       offers it (fuse module parameter enable_uring) (1)\n"
 		"  -o prefetch=0|1      read ahead a directory's small lower files once a\n"
-		"                       program reads through it (1)\n"
+		"                       program reads through it, and a walk's next\n"
+		"                       directories (1)\n"
 		"  -o metacopy=on|off   attribute changes copy up metadata only (on)\n"
 		"  -o index=on|off      hard links survive copy-up through workdir/index (on)\n"
 		"  -o userxattr         user.overlay.* xattrs (default unless real root)\n"
@@ -243,6 +244,8 @@ int main(int argc, char **argv)
 		goto out_mount;
 	if (sfs_prune_start(&fs, se) < 0)
 		su_warn("no pruning thread: large trees may exhaust the fd limit");
+	if (o.prefetch && sfs_walkahead_start(&fs) < 0)
+		su_warn("no walkahead threads: walks of the tree read one directory at a time");
 	if (o.threaded) {
 		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(cfg, 0);
@@ -254,6 +257,7 @@ int main(int argc, char **argv)
 	}
 	/* the ring threads use the pruner's slots: they go first */
 	sfs_uring_stop(&fs);
+	sfs_walkahead_stop(&fs);
 	sfs_prune_stop(&fs);
 out_mount:
 	fuse_session_unmount(se);

@@ -519,8 +519,8 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 		do
 			r = sfs_dir_load(fs, n, d);
 		while (again(req, n, r, &tries));
-		if (r == 0)
-			__atomic_store_n(&n->listed, true, __ATOMIC_RELAXED);
+		if (r == 0 && !__atomic_exchange_n(&n->listed, true, __ATOMIC_RELAXED))
+			sfs_walkahead_listed(fs, n, d);
 	}
 	for (off_t i = off; r == 0 && i < (off_t)d->n + 2; i++) {
 		struct fuse_entry_param e;

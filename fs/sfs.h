@@ -190,10 +190,11 @@ struct sfs_fs {
 		uint64_t init_unique;
 		uint32_t init_flags; /* the kernel's INIT offer */
 		uint32_t init_flags2;
-		bool killpriv; /* FUSE_HANDLE_KILLPRIV_V2 accepted */
-		bool opath;    /* O_PATH fds may name backing files (atomic) */
-	} pt;		       /* passthrough.c */
-	struct sfs_uring *ur;  /* uring.c: set while io_uring queues run */
+		bool killpriv;	  /* FUSE_HANDLE_KILLPRIV_V2 accepted */
+		bool opath;	  /* O_PATH fds may name backing files (atomic) */
+	} pt;			  /* passthrough.c */
+	struct sfs_uring *ur;	  /* uring.c: set while io_uring queues run */
+	struct sfs_walkahead *wa; /* walkahead.c: set while its threads run */
 	struct {
 		struct fuse_session *se;
 		pthread_t thread;
@@ -384,6 +385,9 @@ void sfs_res_free(struct sfs_res *res);
  * fd l holds, else by its path below its layer root, symlinks not
  * followed; -ESTALE when the path no longer leads to l's inode.  st, when
  * not NULL, gets the stat of what was opened. */
+/* Opens path below dirfd with openat2: no symlink followed, nothing left
+ * beneath dirfd.  A name that no longer leads there gives -ESTALE. */
+int sfs_open_beneath(int dirfd, const char *path, int flags);
 int sfs_lower_open(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int flags,
 		   struct stat *st);
 /* An O_PATH fd of l: the one it holds, else one opened into *tmp, which
@@ -594,6 +598,13 @@ ssize_t sfs_uring_splice(struct sfs_fs *fs, int pipefd, size_t len);
 /* When the request loop has ended: stops the queue threads and waits for
  * them (and for the readahead threads they started), frees them. */
 void sfs_uring_stop(struct sfs_fs *fs);
+
+/* walkahead.c: once a directory whose parent was listed is listed too (a
+ * walk), its lower subdirectories are read ahead on threads of their own. */
+int sfs_walkahead_start(struct sfs_fs *fs);
+/* After d, dir's listing, was loaded for the first time. */
+void sfs_walkahead_listed(struct sfs_fs *fs, struct sfs_node *dir, const struct sfs_dir *d);
+void sfs_walkahead_stop(struct sfs_fs *fs);
 
 /* ---- prune.c ---- */
 
