@@ -199,10 +199,12 @@ bool sfs_prefill(struct sfs_fs *fs, fuse_ino_t ino, struct sfs_file *f, int flag
  * A program reading a tree (tar, cp -r, md5sum -c) opens the files of a
  * directory one after another, and each prefill waits for the disk.  After
  * the first prefill in a directory the program listed, or the second in one
- * it did not, the request thread replies and then starts the reads of the
+ * it did not, a read-ahead thread (ahead.c) starts the reads of the
  * directory's other small lower files (readahead(2) into the lowers' page
  * cache), so the disk works while the program and the daemon go on.
- * Bounded per directory; once only. */
+ * Bounded per directory; once only.  A lower directory read to its end
+ * without a .wh. name spares the lookups that follow their whiteout probes,
+ * as a listing does. */
 
 #define DIR_RA_FILES   1024
 #define DIR_RA_BYTES   (16 << 20)
@@ -222,11 +224,8 @@ struct sfs_node *sfs_readahead_due(struct sfs_fs *fs, struct sfs_node *n)
 	p = n->parent;
 	if (p) {
 		need = __atomic_load_n(&p->listed, __ATOMIC_RELAXED) ? 1 : 2;
-		/* one readahead at a time: it holds a request thread */
 		if (__atomic_add_fetch(&p->prefills, 1, __ATOMIC_RELAXED) >= need &&
-		    !__atomic_load_n(&p->prefetched, __ATOMIC_RELAXED) &&
-		    !__atomic_exchange_n(&fs->prefetching, true, __ATOMIC_ACQUIRE)) {
-			__atomic_store_n(&p->prefetched, true, __ATOMIC_RELAXED);
+		    !__atomic_exchange_n(&p->prefetched, true, __ATOMIC_RELAXED)) {
 			sfs_node_ref(fs, p);
 		} else {
 			p = NULL;
@@ -252,7 +251,8 @@ void sfs_dir_readahead(struct sfs_fs *fs, struct sfs_node *dir)
 		_cleanup_dirstream_ struct sfs_dirstream *d = NULL;
 		_cleanup_close_ int tmp = -1;
 		struct sfs_rawent de;
-		int dfd;
+		bool wh = false;
+		int dfd, r = 1;
 
 		/* (not a FUSE or network layer: each open may be remote work) */
 		if (fs->layers[dir->low[i].layer].pin)
@@ -264,11 +264,13 @@ void sfs_dir_readahead(struct sfs_fs *fs, struct sfs_node *dir)
 		    !fd_roomy(fs, sfs_dirstream_fd(d)))
 			break;
 		while (files < DIR_RA_FILES && bytes < DIR_RA_BYTES && seen++ < DIR_RA_SEEN &&
-		       sfs_prune_roomy(fs) && sfs_dirstream_next(d, &de) > 0) {
+		       sfs_prune_roomy(fs) && (r = sfs_dirstream_next(d, &de)) > 0) {
 			struct stat st;
 			int fd;
 
-			if (de.type != DT_REG)
+			if (su_str_has_prefix(de.name, ".wh."))
+				wh = true;
+			if (de.type != DT_REG || su_str_has_prefix(de.name, ".wh."))
 				continue;
 			fd = openat(sfs_dirstream_fd(d), de.name,
 				    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -286,9 +288,12 @@ void sfs_dir_readahead(struct sfs_fs *fs, struct sfs_node *dir)
 			}
 			close(fd);
 		}
+		/* read to its end: as a listing, it tells whether lookups in
+		 * this lower need to probe for .wh. names (readdir.c) */
+		if (r == 0 && !wh)
+			__atomic_store_n(&dir->low[i].nowh, true, __ATOMIC_RELAXED);
 	}
 	sfs_node_unref(fs, dir);
-	__atomic_store_n(&fs->prefetching, false, __ATOMIC_RELEASE);
 }
 
 /* ---- reads through a pipe ----

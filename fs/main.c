@@ -244,8 +244,8 @@ int main(int argc, char **argv)
 		goto out_mount;
 	if (sfs_prune_start(&fs, se) < 0)
 		su_warn("no pruning thread: large trees may exhaust the fd limit");
-	if (o.prefetch && sfs_walkahead_start(&fs) < 0)
-		su_warn("no walkahead threads: walks of the tree read one directory at a time");
+	if (o.prefetch && sfs_ahead_start(&fs) < 0)
+		su_warn("no read-ahead threads: request threads read directories ahead");
 	if (o.threaded) {
 		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(cfg, 0);
@@ -255,9 +255,9 @@ int main(int argc, char **argv)
 	} else {
 		ret = fuse_session_loop(se) ? 1 : 0;
 	}
-	/* the ring threads use the pruner's slots: they go first */
+	/* the ring and read-ahead threads use the pruner's slots: they go first */
 	sfs_uring_stop(&fs);
-	sfs_walkahead_stop(&fs);
+	sfs_ahead_stop(&fs);
 	sfs_prune_stop(&fs);
 out_mount:
 	fuse_session_unmount(se);

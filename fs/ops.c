@@ -260,46 +260,12 @@ static bool quiet_close(struct sfs_fs *fs, int flags)
 	return (flags & O_ACCMODE) == O_RDONLY || (fs->upper && fs->upper->quiet_close);
 }
 
-struct readahead_job {
-	struct sfs_fs *fs;
-	struct sfs_node *dir;
-};
-
-static void *readahead_main(void *arg)
-{
-	struct readahead_job job = *(struct readahead_job *)arg;
-
-	free(arg);
-	sfs_grace_busy(job.fs);
-	sfs_dir_readahead(job.fs, job.dir);
-	sfs_grace_idle(job.fs);
-	__atomic_sub_fetch(&job.fs->readahead_threads, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
-
-/* A ring thread is the only one serving its CPU's requests: the reads of
- * a directory are started from a thread of their own instead (one at a
- * time, sfs_readahead_due). */
+/* The reads of a directory's small files go to the read-ahead threads
+ * (ahead.c); without them, the request thread makes them after its reply. */
 static void readahead_dir(struct sfs_fs *fs, struct sfs_node *dir)
 {
-	struct readahead_job *job = sfs_uring_thread() ? malloc(sizeof(*job)) : NULL;
-	pthread_attr_t attr;
-	pthread_t t;
-	bool started = false;
-
-	if (job && pthread_attr_init(&attr) == 0) {
-		*job = (struct readahead_job){fs, dir};
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		__atomic_add_fetch(&fs->readahead_threads, 1, __ATOMIC_ACQUIRE);
-		started = pthread_create(&t, &attr, readahead_main, job) == 0;
-		if (!started)
-			__atomic_sub_fetch(&fs->readahead_threads, 1, __ATOMIC_RELEASE);
-		pthread_attr_destroy(&attr);
-	}
-	if (!started) {
-		free(job);
+	if (!sfs_ahead_readahead(fs, dir))
 		sfs_dir_readahead(fs, dir);
-	}
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -520,7 +486,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 			r = sfs_dir_load(fs, n, d);
 		while (again(req, n, r, &tries));
 		if (r == 0 && !__atomic_exchange_n(&n->listed, true, __ATOMIC_RELAXED))
-			sfs_walkahead_listed(fs, n, d);
+			sfs_ahead_listed(fs, n, d);
 	}
 	for (off_t i = off; r == 0 && i < (off_t)d->n + 2; i++) {
 		struct fuse_entry_param e;

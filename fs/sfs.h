@@ -190,11 +190,11 @@ struct sfs_fs {
 		uint64_t init_unique;
 		uint32_t init_flags; /* the kernel's INIT offer */
 		uint32_t init_flags2;
-		bool killpriv;	  /* FUSE_HANDLE_KILLPRIV_V2 accepted */
-		bool opath;	  /* O_PATH fds may name backing files (atomic) */
-	} pt;			  /* passthrough.c */
-	struct sfs_uring *ur;	  /* uring.c: set while io_uring queues run */
-	struct sfs_walkahead *wa; /* walkahead.c: set while its threads run */
+		bool killpriv;	 /* FUSE_HANDLE_KILLPRIV_V2 accepted */
+		bool opath;	 /* O_PATH fds may name backing files (atomic) */
+	} pt;			 /* passthrough.c */
+	struct sfs_uring *ur;	 /* uring.c: set while io_uring queues run */
+	struct sfs_ahead *ahead; /* ahead.c: set while its threads run */
 	struct {
 		struct fuse_session *se;
 		pthread_t thread;
@@ -223,8 +223,6 @@ struct sfs_fs {
 		size_t nclosing, closing_cap;
 		uint64_t *snap; /* the slots' counts when they were taken */
 	} prune;		/* prune.c */
-	bool prefetching;	/* a directory readahead is under way (atomic) */
-	int readahead_threads;	/* threads running one (ops.c; atomic) */
 	uint64_t tick;		/* lookups so far (written under table_lock) */
 	/* renames of directories under way, and done (atomic; dir.c) */
 	unsigned renaming;
@@ -599,12 +597,15 @@ ssize_t sfs_uring_splice(struct sfs_fs *fs, int pipefd, size_t len);
  * them (and for the readahead threads they started), frees them. */
 void sfs_uring_stop(struct sfs_fs *fs);
 
-/* walkahead.c: once a directory whose parent was listed is listed too (a
- * walk), its lower subdirectories are read ahead on threads of their own. */
-int sfs_walkahead_start(struct sfs_fs *fs);
-/* After d, dir's listing, was loaded for the first time. */
-void sfs_walkahead_listed(struct sfs_fs *fs, struct sfs_node *dir, const struct sfs_dir *d);
-void sfs_walkahead_stop(struct sfs_fs *fs);
+/* ahead.c: reading ahead on threads of the daemon's own (prefetch=1). */
+int sfs_ahead_start(struct sfs_fs *fs);
+/* After d, dir's listing, was loaded for the first time: if dir's parent
+ * was listed too (a walk), dir's lower subdirectories are read ahead. */
+void sfs_ahead_listed(struct sfs_fs *fs, struct sfs_node *dir, const struct sfs_dir *d);
+/* Reads dir's small files ahead (sfs_dir_readahead), taking the caller's
+ * ref on dir; false when there are no threads to do it. */
+bool sfs_ahead_readahead(struct sfs_fs *fs, struct sfs_node *dir);
+void sfs_ahead_stop(struct sfs_fs *fs);
 
 /* ---- prune.c ---- */
 

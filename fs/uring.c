@@ -552,9 +552,6 @@ void sfs_uring_stop(struct sfs_fs *fs)
 	for (unsigned i = 0; i < u->nrings; i++)
 		if (u->qs[i].thread_made && pthread_timedjoin_np(u->qs[i].thread, NULL, &ts) != 0)
 			all = false;
-	/* (a directory readahead a ring thread started) */
-	for (int i = 0; i < 500 && __atomic_load_n(&fs->readahead_threads, __ATOMIC_ACQUIRE); i++)
-		su_sleep_ms(10);
 	fs->ur = NULL;
 	if (all)
 		free_queues(u);
