@@ -7,7 +7,8 @@
 # and a mount with prefetch=0 are left alone.  Which pages of a lower file
 # are in memory is read with fincore; they are dropped first with
 # posix_fadvise(DONTNEED) (dd iflag=nocache), which needs a layer on a disk
-# filesystem (on tmpfs the pages are the data).
+# filesystem (on tmpfs the pages are the data).  A directory read ahead
+# to its end is marked free of OCI whiteouts only where it holds none.
 # rootless: yes
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/fslib.sh"
@@ -76,6 +77,27 @@ ls "$M/off" >/dev/null
 cat "$M/off/f01" "$M/off/f02" "$M/off/f03" >/dev/null
 sleep 1
 t_is "$(resident "$L/off/f40")" 0 "prefetch=0: a listing and three reads read nothing ahead"
+t_ok "unmount" t_umount "$M"
+
+# A read-ahead reads a lower directory to its end: one without a .wh. name
+# spares later lookups their whiteout probes there, one with an OCI
+# whiteout (.wh.NAME, an empty file) must not.  Here the top lower hides
+# the bottom one's "gone".
+L2=$T/lower2
+mkdir -p "$L2/wh" "$L/wh" "$T/upper3" "$T/work3"
+for i in $(seq -w 1 40); do head -c 6000 /dev/urandom >"$L2/wh/f$i"; done
+: >"$L2/wh/.wh.gone"
+echo below >"$L/wh/gone"
+echo below >"$L/wh/kept"
+sync
+dd if="$L2/wh/f40" iflag=nocache count=0 status=none
+t_ok "mount with an OCI whiteout in the top lower" \
+	sfs_mount "$M" "lowerdir=$L2:$L,upperdir=$T/upper3,workdir=$T/work3"
+cat "$M/wh/f01" "$M/wh/f02" >/dev/null
+t_ok "two reads in it: the top lower's directory is read ahead" until_resident "$L2/wh/f40"
+t_ok "the whited-out name stays hidden" test ! -e "$M/wh/gone"
+t_is "$(cat "$M/wh/kept")" below "a name only the bottom lower has is found"
+t_is "$(ls "$M/wh" | grep -c 'gone\|\.wh\.')" 0 "and the listing shows neither the name nor the whiteout"
 t_ok "unmount" t_umount "$M"
 t_is "$(work_leftovers "$T/work" | wc -l)" 0 "workdir clean"
 t_done
