@@ -102,8 +102,12 @@ static void warm(struct sfs_fs *fs, int layer, const char *path)
 	struct sfs_rawent de;
 	struct stat st;
 	unsigned n = 0;
-	int fd = sfs_open_beneath(fs->layers[layer].fd, path, O_RDONLY | O_DIRECTORY);
+	int fd;
 
+	/* (a daemon short of fds keeps them for requests) */
+	if (!sfs_prune_roomy(fs))
+		return;
+	fd = sfs_open_beneath(fs->layers[layer].fd, path, O_RDONLY | O_DIRECTORY);
 	if (fd < 0)
 		return;
 	if (sfs_dirstream_open(fd, &d) < 0) {
@@ -174,15 +178,15 @@ int sfs_ahead_start(struct sfs_fs *fs)
 
 void sfs_ahead_listed(struct sfs_fs *fs, struct sfs_node *dir, const struct sfs_dir *d)
 {
-	struct sfs_node *parent;
+	bool walk;
 
 	if (!fs->ahead || !dir->nlow || !dir->lowpath)
 		return;
+	/* (the lock keeps the parent: a rename may drop it) */
 	pthread_mutex_lock(&dir->lock);
-	parent = dir->parent;
+	walk = dir->parent && __atomic_load_n(&dir->parent->listed, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&dir->lock);
-	/* (a parent's `listed` only goes from false to true) */
-	if (!parent || !__atomic_load_n(&parent->listed, __ATOMIC_RELAXED))
+	if (!walk)
 		return;
 	/* the last pushed is taken first: push the listing backwards, so
 	 * that its first subdirectory, which the walk enters first, is on top */
