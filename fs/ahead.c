@@ -24,6 +24,7 @@
 #include "fs/sfs.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,17 +158,23 @@ static void *ahead_main(void *arg)
 int sfs_ahead_start(struct sfs_fs *fs)
 {
 	struct sfs_ahead *a = calloc(1, sizeof(*a));
+	sigset_t all, old;
 
 	if (!a)
 		return -ENOMEM;
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_cond_init(&a->wake, NULL);
 	fs->ahead = a;
+	/* the signals that end the session are for the threads that end the
+	 * loop, as for the pruner (prune.c) */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (int i = 0; i < AHEAD_THREADS; i++) {
 		if (pthread_create(&a->threads[i], NULL, ahead_main, fs) != 0)
 			break;
 		a->nthreads++;
 	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (a->nthreads == 0) {
 		fs->ahead = NULL;
 		free(a);
@@ -178,6 +185,7 @@ int sfs_ahead_start(struct sfs_fs *fs)
 
 void sfs_ahead_listed(struct sfs_fs *fs, struct sfs_node *dir, const struct sfs_dir *d)
 {
+	size_t last = 0, dirs = 0;
 	bool walk;
 
 	if (!fs->ahead || !dir->nlow || !dir->lowpath)
@@ -188,18 +196,23 @@ void sfs_ahead_listed(struct sfs_fs *fs, struct sfs_node *dir, const struct sfs_
 	pthread_mutex_unlock(&dir->lock);
 	if (!walk)
 		return;
+	/* the stack holds AHEAD_JOBS: the first ones of a wider listing */
+	while (last < d->n && dirs < AHEAD_JOBS)
+		if (d->ents[last++].type == DT_DIR)
+			dirs++;
 	/* the last pushed is taken first: push the listing backwards, so
 	 * that its first subdirectory, which the walk enters first, is on top */
-	for (size_t i = d->n; i-- > 0;) {
+	for (size_t i = last; i-- > 0;) {
 		const struct sfs_dirent *de = &d->ents[i];
 		struct ahead_job j = {0};
 
 		if (de->type != DT_DIR)
 			continue;
 		/* the layer that showed it and every one below (all of them
-		 * for an upper directory, which may merge with lowers) */
+		 * for an upper directory, which may merge with lowers), not
+		 * a FUSE or network one: each read there may be remote work */
 		for (int k = de->pos < 0 ? 0 : de->pos; k < dir->nlow; k++)
-			if (dir->low[k].layer < 64)
+			if (dir->low[k].layer < 64 && !fs->layers[dir->low[k].layer].pin)
 				j.layers |= UINT64_C(1) << dir->low[k].layer;
 		j.path =
 		    *dir->lowpath ? su_asprintf("%s/%s", dir->lowpath, de->name) : strdup(de->name);

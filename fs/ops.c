@@ -261,11 +261,18 @@ static bool quiet_close(struct sfs_fs *fs, int flags)
 }
 
 /* The reads of a directory's small files go to the read-ahead threads
- * (ahead.c); without them, the request thread makes them after its reply. */
+ * (ahead.c); without them, the request thread makes them after its reply,
+ * unless it is a ring thread, which serves its CPU's requests. */
 static void readahead_dir(struct sfs_fs *fs, struct sfs_node *dir)
 {
-	if (!sfs_ahead_readahead(fs, dir))
+	if (sfs_ahead_readahead(fs, dir))
+		return;
+	if (!sfs_uring_thread()) {
 		sfs_dir_readahead(fs, dir);
+		return;
+	}
+	__atomic_store_n(&dir->prefetched, false, __ATOMIC_RELAXED);
+	sfs_node_unref(fs, dir);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

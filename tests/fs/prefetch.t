@@ -95,6 +95,7 @@ t_ok "mount with an OCI whiteout in the top lower" \
 	sfs_mount "$M" "lowerdir=$L2:$L,upperdir=$T/upper3,workdir=$T/work3"
 cat "$M/wh/f01" "$M/wh/f02" >/dev/null
 t_ok "two reads in it: the top lower's directory is read ahead" until_resident "$L2/wh/f40"
+sleep 0.5 # (the read-ahead may have entries left to read after f40)
 t_ok "the whited-out name stays hidden" test ! -e "$M/wh/gone"
 t_is "$(cat "$M/wh/kept")" below "a name only the bottom lower has is found"
 t_is "$(ls "$M/wh" | grep -c 'gone\|\.wh\.')" 0 "and the listing shows neither the name nor the whiteout"

@@ -5,8 +5,8 @@
 # their entries; each one read shows as a debug line "walkahead: PATH in
 # layer N, K entries".  One listing alone reads nothing ahead, a symlink is
 # neither a subdirectory to read nor followed where another layer has the
-# directory, prefetch=0 turns it off, and an unmount with a long stack
-# still ends the daemon.  The listings themselves are unchanged.
+# directory, a FUSE layer is left alone, prefetch=0 turns it off, and an
+# unmount with a long stack still ends the daemon.  The listings themselves are unchanged.
 # rootless: yes
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/fslib.sh"
@@ -25,7 +25,7 @@ ln -s /tmp "$L2/a/b/lnk"
 # c5: a directory in L1 over a symlink out of the layer in L2
 ln -s / "$L2/a/b/c5"
 echo five >"$L1/a/b/c5/g"
-for i in $(seq 1 600); do mkdir "$L2/wide/w$i"; done
+for i in $(seq 1 600); do mkdir "$L2/wide/w$i" && touch "$L2/wide/w$i/"{a,b,c,d,e,f,g,h}; done
 OPTS=lowerdir=$L1:$L2,upperdir=$T/upper,workdir=$T/work
 
 # lines of the debug log about directories read ahead
@@ -79,4 +79,16 @@ t_ok "unmount at once, 600 directories to read ahead" t_umount "$M"
 t_ok "the daemon ends" until_gone "$pid"
 t_ok "its read-ahead threads were stopped (the count it logs then)" grep -q "ahead: [0-9]* directories of walks" "$T/d.log"
 t_is "$(work_leftovers "$T/work" | wc -l)" 0 "workdir clean"
+
+# A lower on a FUSE filesystem (here another strata-fs) is not read ahead:
+# each read there may be remote work.
+t_ok "a strata-fs mount of the bottom lower" sfs_mount "$T/inner" "lowerdir=$L2"
+mkdir -p "$T/upper2" "$T/work2"
+t_ok "mount over it with debug output" start_debug "lowerdir=$T/inner,upperdir=$T/upper2,workdir=$T/work2"
+ls "$M/a" >/dev/null
+t_is "$(ls "$M/a/b" | tr '\n' ' ')" "c1 c2 c3 c4 c5 file lnk " "a/b lists as its layer"
+sleep 0.5
+t_is "$(ahead)" 0 "its subdirectories are not read ahead on the FUSE layer"
+t_ok "unmount" t_umount "$M"
+t_ok "unmount the lower" t_umount "$T/inner"
 t_done
