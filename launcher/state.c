@@ -337,6 +337,14 @@ int lch_state_read_settled(const char *root, const char *id, struct lch_state *s
 		lch_state_free(st);
 		lch_state_read(root, id, st);
 	}
+	/* The keeper may have written its record and exited between the
+	 * read and the look at its liveness: it writes before it exits, so
+	 * the record read once more is its last word. */
+	if (st->status == LCH_RUNNING && st->keeper.pid != getpid() &&
+	    !lch_proc_alive(&st->keeper)) {
+		lch_state_free(st);
+		lch_state_read(root, id, st);
+	}
 	return 0;
 }
 
