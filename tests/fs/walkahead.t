@@ -85,10 +85,13 @@ t_is "$(work_leftovers "$T/work" | wc -l)" 0 "workdir clean"
 t_ok "a strata-fs mount of the bottom lower" sfs_mount "$T/inner" "lowerdir=$L2"
 mkdir -p "$T/upper2" "$T/work2"
 t_ok "mount over it with debug output" start_debug "lowerdir=$T/inner,upperdir=$T/upper2,workdir=$T/work2"
+pid=$(tail -n1 "$T/.pids")
 ls "$M/a" >/dev/null
 t_is "$(ls "$M/a/b" | tr '\n' ' ')" "c1 c2 c3 c4 c5 file lnk " "a/b lists as its layer"
 sleep 0.5
 t_is "$(ahead)" 0 "its subdirectories are not read ahead on the FUSE layer"
 t_ok "unmount" t_umount "$M"
+# (its daemon holds the lower's directories open until it ends)
+t_ok "its daemon ends" until_gone "$pid"
 t_ok "unmount the lower" t_umount "$T/inner"
 t_done
