@@ -109,13 +109,8 @@ static void warm(struct sfs_fs *fs, int layer, const char *path)
 	if (!sfs_prune_roomy(fs))
 		return;
 	fd = sfs_open_beneath(fs->layers[layer].fd, path, O_RDONLY | O_DIRECTORY);
-	if (fd < 0)
+	if (fd < 0 || sfs_dirstream_adopt(fd, &d) < 0)
 		return;
-	if (sfs_dirstream_open(fd, &d) < 0) {
-		close(fd);
-		return;
-	}
-	close(fd);
 	while (sfs_dirstream_next(d, &de) > 0 &&
 	       !__atomic_load_n(&fs->ahead->stop, __ATOMIC_RELAXED)) {
 		if (strcmp(de.name, ".") && strcmp(de.name, "..")) {
@@ -225,12 +220,18 @@ void sfs_ahead_listed(struct sfs_fs *fs, struct sfs_node *dir, const struct sfs_
 	}
 }
 
-bool sfs_ahead_readahead(struct sfs_fs *fs, struct sfs_node *dir)
+void sfs_ahead_readahead(struct sfs_fs *fs, struct sfs_node *dir)
 {
-	if (!fs->ahead)
-		return false;
-	push(fs, (struct ahead_job){.ra = dir});
-	return true;
+	struct ahead_job j = {.ra = dir};
+
+	if (fs->ahead)
+		push(fs, j);
+	/* without the threads, the request thread reads after its reply,
+	 * unless it is a ring thread, which serves its CPU's requests */
+	else if (!sfs_uring_thread())
+		sfs_dir_readahead(fs, dir);
+	else
+		job_drop(fs, &j);
 }
 
 void sfs_ahead_stop(struct sfs_fs *fs)

@@ -268,9 +268,11 @@ void sfs_dir_readahead(struct sfs_fs *fs, struct sfs_node *dir)
 			struct stat st;
 			int fd;
 
-			if (su_str_has_prefix(de.name, ".wh."))
+			if (su_str_has_prefix(de.name, ".wh.")) {
 				wh = true;
-			if (de.type != DT_REG || su_str_has_prefix(de.name, ".wh."))
+				continue;
+			}
+			if (de.type != DT_REG)
 				continue;
 			fd = openat(sfs_dirstream_fd(d), de.name,
 				    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);

@@ -260,21 +260,6 @@ static bool quiet_close(struct sfs_fs *fs, int flags)
 	return (flags & O_ACCMODE) == O_RDONLY || (fs->upper && fs->upper->quiet_close);
 }
 
-/* The reads of a directory's small files go to the read-ahead threads
- * (ahead.c); without them, the request thread makes them after its reply,
- * unless it is a ring thread, which serves its CPU's requests. */
-static void readahead_dir(struct sfs_fs *fs, struct sfs_node *dir)
-{
-	if (sfs_ahead_readahead(fs, dir))
-		return;
-	if (!sfs_uring_thread()) {
-		sfs_dir_readahead(fs, dir);
-		return;
-	}
-	__atomic_store_n(&dir->prefetched, false, __ATOMIC_RELAXED);
-	sfs_node_unref(fs, dir);
-}
-
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_fs *fs = FS(req);
@@ -310,7 +295,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		sfs_release(fs, f);
 	if (ra)
-		readahead_dir(fs, ra);
+		sfs_ahead_readahead(fs, ra);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,

@@ -245,6 +245,9 @@ struct sfs_rawent {
 int sfs_dirstream_open(int fd, struct sfs_dirstream **out);
 /* The same for the directory name in dirfd, symlinks not followed. */
 int sfs_dirstream_openat(int dirfd, const char *name, struct sfs_dirstream **out);
+/* The same for fd, a directory opened for reading, which the stream takes
+ * (closed on failure). */
+int sfs_dirstream_adopt(int fd, struct sfs_dirstream **out);
 int sfs_dirstream_fd(const struct sfs_dirstream *d);
 int sfs_dirstream_next(struct sfs_dirstream *d, struct sfs_rawent *e);
 void sfs_dirstream_close(struct sfs_dirstream *d);
@@ -379,13 +382,13 @@ struct sfs_res {
 /* Resolves name in parent.  -ENOENT when absent or whited out. */
 int sfs_resolve(struct sfs_fs *fs, struct sfs_node *parent, const char *name, struct sfs_res *res);
 void sfs_res_free(struct sfs_res *res);
+/* Opens path below dirfd with openat2: no symlink followed, nothing left
+ * beneath dirfd.  A name that no longer leads there gives -ESTALE. */
+int sfs_open_beneath(int dirfd, const char *path, int flags);
 /* Opens (flags, O_PATH allowed) or stats the lower object l: through the
  * fd l holds, else by its path below its layer root, symlinks not
  * followed; -ESTALE when the path no longer leads to l's inode.  st, when
  * not NULL, gets the stat of what was opened. */
-/* Opens path below dirfd with openat2: no symlink followed, nothing left
- * beneath dirfd.  A name that no longer leads there gives -ESTALE. */
-int sfs_open_beneath(int dirfd, const char *path, int flags);
 int sfs_lower_open(struct sfs_fs *fs, const struct sfs_lower *l, const char *path, int flags,
 		   struct stat *st);
 /* An O_PATH fd of l: the one it holds, else one opened into *tmp, which
@@ -593,8 +596,8 @@ bool sfs_uring_answering(void);
 /* Sends the message libfuse put in a pipe (len bytes) while answering one:
  * the reply goes to the ring, a notification to /dev/fuse. */
 ssize_t sfs_uring_splice(struct sfs_fs *fs, int pipefd, size_t len);
-/* When the request loop has ended: stops the queue threads and waits for
- * them (and for the readahead threads they started), frees them. */
+/* When the request loop has ended: stops the queue threads, waits for
+ * them and frees them. */
 void sfs_uring_stop(struct sfs_fs *fs);
 
 /* ahead.c: reading ahead on threads of the daemon's own (prefetch=1). */
@@ -603,8 +606,8 @@ int sfs_ahead_start(struct sfs_fs *fs);
  * was listed too (a walk), dir's lower subdirectories are read ahead. */
 void sfs_ahead_listed(struct sfs_fs *fs, struct sfs_node *dir, const struct sfs_dir *d);
 /* Reads dir's small files ahead (sfs_dir_readahead), taking the caller's
- * ref on dir; false when there are no threads to do it. */
-bool sfs_ahead_readahead(struct sfs_fs *fs, struct sfs_node *dir);
+ * ref on dir. */
+void sfs_ahead_readahead(struct sfs_fs *fs, struct sfs_node *dir);
 void sfs_ahead_stop(struct sfs_fs *fs);
 
 /* ---- prune.c ---- */

@@ -36,22 +36,25 @@ struct sfs_dirstream {
 	char buf[32768] __attribute__((aligned(8)));
 };
 
-int sfs_dirstream_openat(int dirfd, const char *name, struct sfs_dirstream **out)
+int sfs_dirstream_adopt(int fd, struct sfs_dirstream **out)
 {
 	struct sfs_dirstream *d = malloc(sizeof(*d));
-	int fd;
 
-	if (!d)
+	if (!d) {
+		close(fd);
 		return -ENOMEM;
-	fd = sfs_openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-	if (fd < 0) {
-		free(d);
-		return fd;
 	}
 	d->fd = fd;
 	d->pos = d->len = 0;
 	*out = d;
 	return 0;
+}
+
+int sfs_dirstream_openat(int dirfd, const char *name, struct sfs_dirstream **out)
+{
+	int fd = sfs_openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+
+	return fd < 0 ? fd : sfs_dirstream_adopt(fd, out);
 }
 
 int sfs_dirstream_open(int fd, struct sfs_dirstream **out)
