@@ -35,6 +35,8 @@ static void usage(FILE *f)
 		"  -o uring=0|1         requests and replies through per-CPU io_uring queues,\n"
 		"                       handled on the CPU that made them, when the kernel\n"
 		"                       offers it (fuse module parameter enable_uring) (1)\n"
+		"  -o samecpu=0|1       with uring, a reply wakes its program on the CPU it\n"
+		"                       was answered on, when the daemon may renice (1)\n"
 		"  -o prefetch=0|1      read ahead a directory's small lower files once a\n"
 		"                       program reads through it, and a walk's next\n"
 		"                       directories (1)\n"

@@ -39,6 +39,7 @@ void sfs_opts_init(struct sfs_opts *o)
 	o->passthrough = true;
 	o->prefetch = true;
 	o->uring = true;
+	o->samecpu = true;
 	o->timeout = 86400;
 }
 
@@ -234,7 +235,7 @@ static int parse_one(struct sfs_opts *o, char *opt, char *err, size_t errlen)
 	if (!strcmp(opt, "static_nlink") || !strcmp(opt, "noxattrs") || !strcmp(opt, "threaded") ||
 	    !strcmp(opt, "writeback") || !strcmp(opt, "metacopy") || !strcmp(opt, "index") ||
 	    !strcmp(opt, "fsync") || !strcmp(opt, "userxattr") || !strcmp(opt, "passthrough") ||
-	    !strcmp(opt, "prefetch") || !strcmp(opt, "uring")) {
+	    !strcmp(opt, "prefetch") || !strcmp(opt, "uring") || !strcmp(opt, "samecpu")) {
 		if (parse_bool(val, &b) < 0)
 			BAD_VAL();
 		if (!strcmp(opt, "static_nlink"))
@@ -257,6 +258,8 @@ static int parse_one(struct sfs_opts *o, char *opt, char *err, size_t errlen)
 			o->prefetch = b;
 		else if (!strcmp(opt, "uring"))
 			o->uring = b;
+		else if (!strcmp(opt, "samecpu"))
+			o->samecpu = b;
 		else
 			o->userxattr = b;
 		return 0;

@@ -56,6 +56,7 @@ struct sfs_opts {
 	bool static_nlink, noxattrs, nofsync, threaded, writeback, metacopy, index;
 	bool userxattr, readonly, foreground, debug, help, version, passthrough, prefetch;
 	bool uring;
+	bool samecpu; /* uring.c: a reply wakes its program on the program's CPU */
 	double timeout;
 	char *source, *mountpoint;
 	/* FUSE mount options passed on, comma separated (may be empty) */
