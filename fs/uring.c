@@ -91,6 +91,7 @@ struct ur_queue {
 	struct sfs_uring *u;
 	unsigned qid;
 	pid_t tid;		/* its thread */
+	pid_t req_pid;		/* the process of the request in hand (atomic) */
 	uint64_t nap_since;	/* its commit's idle spell began (ns, atomic; 0 none) */
 	uint64_t commits;	/* by its thread, counted while spells may be (atomic) */
 	uint64_t nap_off_until; /* no idle spells before (ns, atomic) */
@@ -189,7 +190,7 @@ static int queue_cmd(struct ur_queue *q, struct ur_ent *ent, uint32_t op, uint64
  * program there, while the thread is still running: the scheduler then
  * puts the program on the other CPU, if that one is idle, and on a
  * virtual machine that wake-up is an interrupt between virtual CPUs,
- * about 35 us against 4 us for the whole round trip when both stay on one
+ * about 30 us against 4 us for the whole round trip when both stay on one
  * CPU (a GETATTR loop here).  A CPU running only SCHED_IDLE threads counts
  * as idle, so the thread commits at that policy: the program wakes on its
  * own CPU, takes it at once, and the thread finishes its system call
@@ -197,18 +198,22 @@ static int queue_cmd(struct ur_queue *q, struct ur_ent *ent, uint32_t op, uint64
  *
  * At idle policy the thread gets almost no CPU while other work is
  * runnable there (a busy loop next to one keeps it off for 1.4 s), and
- * its entry, back first, takes the CPU's next request.  So a watch
- * thread looks every UR_WATCH_NS: a thread still at idle policy after
- * UR_NAP_MAX_NS with a request in its ring is put back to normal policy
- * at once, and commits normally for a pause that doubles while this
- * repeats.  And while no CPU is idle there is nothing to gain: the watch
- * thread reads the idle time of the CPUs every UR_LOAD_LOOKS looks
- * (/proc/stat), and less than half a CPU idle since turns the idle
- * spells off until the next reading.  Going back from
- * SCHED_IDLE needs CAP_SYS_NICE, so only a daemon that may renice does
- * this (sfs_uring_prepare tries it on a thread of its own). */
+ * its entry, back first, takes the CPU's next request, which it only sees
+ * once it runs (the kernel hands it over as the thread's task work).  So
+ * a watch thread looks every UR_WATCH_NS while replies are committed: a
+ * thread still at idle policy after UR_NAP_MAX_NS is put back to normal
+ * policy, and if the process of its last request is not running then
+ * (it waits, most likely for this very thread), its commits stay at
+ * normal policy for a pause that doubles while this repeats.  And while
+ * no CPU is idle there is nothing to gain: the watch thread reads the
+ * idle time of the CPUs (/proc/stat) every UR_LOAD_LOOKS looks, and
+ * before and after it waits for work, and less than half a CPU idle in
+ * between keeps the commits at normal policy until the next reading.
+ * Going back from SCHED_IDLE needs CAP_SYS_NICE (or RLIMIT_NICE), so only
+ * a daemon that may renice does this (sfs_uring_prepare tries it on a
+ * thread of its own), and only threads started at normal policy. */
 #define UR_WATCH_NS	 (2 * 1000 * 1000L)
-#define UR_NAP_MAX_NS	 (1 * 1000 * 1000L)
+#define UR_NAP_MAX_NS	 (1 * 1000 * 1000ULL)
 #define UR_NAP_PAUSE_MIN (250 * 1000 * 1000ULL)
 #define UR_NAP_PAUSE_MAX (8 * 1000 * 1000 * 1000ULL)
 #define UR_WATCH_QUIET	 25 /* looks without a commit before the watch waits */
@@ -252,28 +257,38 @@ static bool nap_worth(uint32_t opcode)
 /* Submits q's commit (q->lock held) at idle policy when that may help. */
 static int submit_commit(struct ur_queue *q)
 {
+	struct sfs_uring *u = q->u;
 	struct sched_param sp = {0};
 	uint64_t t;
 	int r;
 
-	if (!q->u->nap || ur_own != q)
+	if (!__atomic_load_n(&u->nap, __ATOMIC_RELAXED) || ur_own != q || !nap_worth(q->opcode) ||
+	    __atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE))
 		return io_uring_submit(&q->ring);
-	/* (activity: the watch thread keeps looking) */
+	/* (a reply that could be a spell: the watch thread looks on, and
+	 * reads the load, even while the CPUs are busy) */
 	__atomic_store_n(&q->commits, q->commits + 1, __ATOMIC_RELAXED);
-	if (!nap_worth(q->opcode) || __atomic_load_n(&q->u->cpus_busy, __ATOMIC_RELAXED) ||
-	    (t = now_ns()) < __atomic_load_n(&q->nap_off_until, __ATOMIC_RELAXED))
+	t = now_ns();
+	if (__atomic_load_n(&u->cpus_busy, __ATOMIC_RELAXED) ||
+	    t < __atomic_load_n(&q->nap_off_until, __ATOMIC_RELAXED)) {
+		if (__atomic_load_n(&u->watch_parked, __ATOMIC_SEQ_CST))
+			wake_watch(u);
 		return io_uring_submit(&q->ring);
+	}
 	/* (the spell is published before the watch thread is looked at,
 	 * which looks at spells after it says it waits: one sees the other) */
 	__atomic_store_n(&q->nap_since, t, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&q->u->watch_parked, __ATOMIC_SEQ_CST))
-		wake_watch(q->u);
+	if (__atomic_load_n(&u->watch_parked, __ATOMIC_SEQ_CST))
+		wake_watch(u);
 	sched_setscheduler(0, SCHED_IDLE, &sp);
 	r = io_uring_submit(&q->ring);
 	if (sched_setscheduler(0, SCHED_OTHER, &sp) < 0) {
+		/* (cannot be after nap_allowed; the spell stays marked, so
+		 * the watch thread tries too) */
 		su_warn("io_uring: back to normal policy: %s; no more commits at idle policy",
 			strerror(errno));
-		__atomic_store_n(&q->nap_off_until, UINT64_MAX, __ATOMIC_RELAXED);
+		__atomic_store_n(&u->nap, false, __ATOMIC_RELAXED);
+		return r;
 	}
 	__atomic_store_n(&q->nap_since, 0, __ATOMIC_RELEASE);
 	return r;
@@ -297,10 +312,47 @@ static bool cpus_busy(struct sfs_uring *u, unsigned ncpu)
 	for (int i = 0; i < 8; i++)
 		total += v[i];
 	idle = v[3] + v[4];
-	busy = u->total && total > u->total && (idle - u->idle) * 2 * ncpu < total - u->total;
+	/* (iowait may go down: no judgement then) */
+	busy = u->total && total > u->total && idle >= u->idle &&
+	       (idle - u->idle) * 2 * ncpu < total - u->total;
 	u->idle = idle;
 	u->total = total;
 	return busy;
+}
+
+/* A reading of the load into u->cpus_busy, said when it turns. */
+static void read_load(struct sfs_uring *u, long ncpu)
+{
+	bool busy = cpus_busy(u, ncpu > 0 ? (unsigned)ncpu : 1);
+
+	if (busy != __atomic_load_n(&u->cpus_busy, __ATOMIC_RELAXED))
+		su_debug("io_uring: CPUs %s: replies %s", busy ? "busy" : "idle again",
+			 busy ? "at normal policy" : "at idle policy again");
+	__atomic_store_n(&u->cpus_busy, busy, __ATOMIC_RELAXED);
+}
+
+/* Whether process pid is running or about to (state R); one that cannot
+ * be looked at counts as waiting. */
+static bool pid_running(pid_t pid)
+{
+	char path[48], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	if (pid <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	/* "pid (comm) S ...", and the comm may hold ") " itself */
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] == 'R';
 }
 
 /* One look of the watch thread: whether any thread committed since the
@@ -313,28 +365,34 @@ static bool watch_look(struct sfs_uring *u, uint64_t *commits)
 
 	for (unsigned i = 0; i < u->nrings; i++) {
 		struct ur_queue *q = &u->qs[i];
-		uint64_t t = __atomic_load_n(&q->nap_since, __ATOMIC_SEQ_CST);
+		uint64_t t = __atomic_load_n(&q->nap_since, __ATOMIC_SEQ_CST), off;
 
 		sum += __atomic_load_n(&q->commits, __ATOMIC_RELAXED);
 		if (!t)
 			continue;
 		busy = true;
-		/* (a completion in its ring: a request it is kept from; or
-		 * the stop, which waits for the lock it holds) */
-		if (t > now || now - t < UR_NAP_MAX_NS ||
-		    (io_uring_cq_ready(&q->ring) == 0 &&
-		     !__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE)))
+		if (t > now || now - t < UR_NAP_MAX_NS)
 			continue;
-		if (sched_setscheduler(q->tid, SCHED_OTHER, &sp) < 0)
+		/* Kept off its CPU that long: back to normal policy (which
+		 * costs a moment if only its own program ran meanwhile).  Its
+		 * program not running says it waits, and the thread holds
+		 * its next request (no look at the ring would show it): a
+		 * pause, unless stopping (which only waits for q->lock). */
+		if (sched_setscheduler(q->tid, SCHED_OTHER, &sp) < 0 ||
+		    __atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE) ||
+		    pid_running(__atomic_load_n(&q->req_pid, __ATOMIC_RELAXED)))
+			continue;
+		off = __atomic_load_n(&q->nap_off_until, __ATOMIC_RELAXED);
+		if (off == UINT64_MAX)
 			continue;
 		/* (a pause long over starts again from the shortest) */
-		if (now > __atomic_load_n(&q->nap_off_until, __ATOMIC_RELAXED) + UR_NAP_PAUSE_MAX)
+		if (now > off + UR_NAP_PAUSE_MAX)
 			q->nap_backoff = 0;
 		q->nap_backoff = q->nap_backoff ? q->nap_backoff * 2 : UR_NAP_PAUSE_MIN;
 		if (q->nap_backoff > UR_NAP_PAUSE_MAX)
 			q->nap_backoff = UR_NAP_PAUSE_MAX;
 		__atomic_store_n(&q->nap_off_until, now + q->nap_backoff, __ATOMIC_RELAXED);
-		su_debug("io_uring: queue %u: a request waited %llu us for a thread at idle "
+		su_debug("io_uring: queue %u: a program waited %llu us for a thread at idle "
 			 "policy; normal commits for %llu ms",
 			 q->qid, (unsigned long long)(now - t) / 1000,
 			 (unsigned long long)(q->nap_backoff / 1000000));
@@ -351,37 +409,33 @@ static void *watch_main(void *arg)
 	unsigned quiet = 0, looks = 0;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
+	read_load(u, ncpu);
 	pthread_mutex_lock(&u->lock);
 	while (!u->watch_stop) {
 		struct timespec ts;
 
 		pthread_mutex_unlock(&u->lock);
 		quiet = watch_look(u, &commits) ? 0 : quiet + 1;
-		if (looks++ % UR_LOAD_LOOKS == 0) {
-			bool busy = cpus_busy(u, ncpu > 0 ? (unsigned)ncpu : 1);
-			if (busy != __atomic_load_n(&u->cpus_busy, __ATOMIC_RELAXED))
-				su_debug("io_uring: CPUs %s: replies %s",
-					 busy ? "busy" : "idle again",
-					 busy ? "at normal policy" : "at idle policy again");
-			__atomic_store_n(&u->cpus_busy, busy, __ATOMIC_RELAXED);
-		}
+		if (++looks % UR_LOAD_LOOKS == 0)
+			read_load(u, ncpu);
 		pthread_mutex_lock(&u->lock);
 		if (quiet >= UR_WATCH_QUIET && !__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE)) {
-			/* nothing to watch: wait for a spell to wake it, after
+			/* nothing to watch: wait for a commit to wake it, after
 			 * a last look at the spells (see submit_commit); the
-			 * load is read again then */
-			__atomic_store_n(&u->cpus_busy, false, __ATOMIC_RELAXED);
+			 * load read before and after judges the wait */
 			__atomic_store_n(&u->watch_parked, true, __ATOMIC_SEQ_CST);
 			pthread_mutex_unlock(&u->lock);
 			quiet = watch_look(u, &commits) ? 0 : quiet;
+			read_load(u, ncpu);
 			pthread_mutex_lock(&u->lock);
 			while (quiet && __atomic_load_n(&u->watch_parked, __ATOMIC_SEQ_CST) &&
 			       !__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE) && !u->watch_stop)
 				pthread_cond_wait(&u->watch_cond, &u->lock);
 			__atomic_store_n(&u->watch_parked, false, __ATOMIC_SEQ_CST);
-			quiet = 0;
-			looks = 0; /* (a fresh reading: the last is old) */
-			u->total = 0;
+			pthread_mutex_unlock(&u->lock);
+			read_load(u, ncpu);
+			pthread_mutex_lock(&u->lock);
+			quiet = looks = 0;
 			continue;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -469,7 +523,7 @@ static void handle(struct ur_queue *q, struct ur_ent *ent)
 {
 	struct sfs_uring *u = q->u;
 	const char *in = ent->hdr.in_out;
-	uint32_t len, pay = ent->hdr.ent.payload_sz;
+	uint32_t len, pid, pay = ent->hdr.ent.payload_sz;
 	size_t arg;
 
 	memcpy(&len, in, sizeof(len));
@@ -486,6 +540,8 @@ static void handle(struct ur_queue *q, struct ur_ent *ent)
 	}
 	memcpy(q->msg, in, UR_IN_HDR);
 	memcpy(&q->opcode, in + 4, sizeof(q->opcode));
+	memcpy(&pid, in + 32, sizeof(pid)); /* fuse_in_header.pid */
+	__atomic_store_n(&q->req_pid, (pid_t)pid, __ATOMIC_RELAXED);
 	memcpy(q->msg + UR_IN_HDR, ent->hdr.op_in, arg);
 	memcpy(q->msg + UR_IN_HDR + arg, ent->iov[1].iov_base, pay);
 	if (!q->served) {
@@ -511,6 +567,9 @@ static void *queue_main(void *arg)
 	ur_thread = true;
 	ur_own = q;
 	q->tid = gettid();
+	/* (a thread the administrator gave another policy keeps it) */
+	if (sched_getscheduler(0) != SCHED_OTHER)
+		__atomic_store_n(&q->nap_off_until, UINT64_MAX, __ATOMIC_RELAXED);
 	/* a queue of a CPU that is not online stays idle wherever it runs */
 	CPU_ZERO(&set);
 	CPU_SET(q->qid, &set);
@@ -676,10 +735,12 @@ int sfs_uring_prepare(struct sfs_fs *fs, const void *init_out, size_t len)
 	 * reply under u->lock) */
 	u->nap = fs->o->samecpu && nap_allowed();
 	u->statfd = u->nap ? open("/proc/stat", O_RDONLY | O_CLOEXEC) : -1;
-	if (u->nap && pthread_create(&u->watch, NULL, watch_main, u) == 0)
+	if (u->nap && pthread_create(&u->watch, NULL, watch_main, u) == 0) {
 		u->watch_made = true;
-	else
+	} else if (u->nap) {
+		su_warn("io_uring: no watch thread: replies at normal policy");
 		u->nap = false;
+	}
 	fs->ur = u;
 	su_debug("io_uring: %u queues of %d threads with %d entries, %zu-byte payloads", nq,
 		 UR_THREADS, UR_ENTRIES, u->payload);
