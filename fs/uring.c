@@ -335,23 +335,14 @@ static void read_load(struct sfs_uring *u, long ncpu)
  * be looked at counts as waiting. */
 static bool pid_running(pid_t pid)
 {
-	char path[48], buf[512], *p;
-	ssize_t n;
-	int fd;
+	_cleanup_free_ char *s = NULL;
+	char path[48], *p;
 
-	if (pid <= 0)
-		return false;
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (pid <= 0 || su_read_file(AT_FDCWD, path, &s, NULL, 4096) < 0)
 		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
 	/* "pid (comm) S ...", and the comm may hold ") " itself */
-	p = strrchr(buf, ')');
+	p = strrchr(s, ')');
 	return p && p[1] == ' ' && p[2] == 'R';
 }
 
