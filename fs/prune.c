@@ -667,17 +667,10 @@ static void *prune_thread(void *arg)
 		/* nothing to drop last time: wait to be asked again */
 		if (!forced &&
 		    (idle || __atomic_load_n(&fs->prune.fds, __ATOMIC_RELAXED) <= fs->prune.high)) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
 			/* soon, if fds wait for a long request to end */
-			if (fs->prune.nclosing)
-				ts.tv_nsec += 10 * 1000 * 1000;
-			else
-				ts.tv_sec += 2;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			struct timespec ts = fs->prune.nclosing
+						 ? su_deadline(CLOCK_REALTIME, 0, 10 * 1000 * 1000)
+						 : su_deadline(CLOCK_REALTIME, 2, 0);
 			pthread_cond_timedwait(&fs->prune.wake, &fs->prune.lock, &ts);
 			closing_retire(fs, 0);
 			trim(fs, &peak);

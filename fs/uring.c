@@ -429,12 +429,7 @@ static void *watch_main(void *arg)
 			quiet = looks = 0;
 			continue;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += UR_WATCH_NS;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = su_deadline(CLOCK_MONOTONIC, 0, UR_WATCH_NS);
 		pthread_cond_timedwait(&u->watch_cond, &u->lock, &ts);
 	}
 	pthread_mutex_unlock(&u->lock);

@@ -34,6 +34,20 @@ void su_sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
+struct timespec su_deadline(clockid_t clock, time_t sec, long ns)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	ts.tv_sec += sec;
+	ts.tv_nsec += ns;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
 char *su_rfc3339_now(bool nanoseconds)
 {
 	struct timespec ts;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- cleanup attributes (util/cleanup.c) ---- */
@@ -104,6 +105,9 @@ int su_lock_dir(int dirfd, const char *dirname, bool exclusive, struct su_error 
 char *su_rfc3339_now(bool nanoseconds);
 /* Sleeps ms milliseconds (a signal may end it early). */
 void su_sleep_ms(long ms);
+/* The time sec seconds and ns nanoseconds (under a second) from now on
+ * clock, as pthread_cond_timedwait wants it. */
+struct timespec su_deadline(clockid_t clock, time_t sec, long ns);
 
 /* ---- files (util/file.c) ---- */
 

@@ -107,6 +107,17 @@ start_debug() {
 	for _ in $(seq 200); do mountpoint -q "$T/mnt" && return 0; sleep 0.05; done
 	return 1
 }
+# logged PATTERN [SECONDS]: waits up to SECONDS (10) for the debug log to
+# hold a line matching PATTERN (grep); the daemon writes some lines only
+# after the mount is in place (INIT) or on its own threads
+logged() {
+	local i
+	for ((i = 0; i < ${2:-10} * 20; i++)); do
+		grep -q -- "$1" "$T/d.log" && return 0
+		sleep 0.05
+	done
+	return 1
+}
 # requests of one kind the daemon has seen so far
 seen() {
 	grep -c "opcode: $1 " "$T/d.log"

@@ -55,25 +55,21 @@ for i in range(int(sys.argv[1])):
 print("done")' "$@"
 }
 
-# until_logged TEXT SECONDS CMD...: runs CMD until the debug log has TEXT
-until_logged() {
-	local text=$1 end=$(($(date +%s) + $2))
+# run_until SECONDS CHECK CMD...: runs CMD again and again, for up to
+# SECONDS, until the command CHECK succeeds; as CHECK does at the end
+run_until() {
+	local end=$(($(date +%s) + $1)) check=$2
 	shift 2
 	while [ "$(date +%s)" -lt $end ]; do
-		grep -q "$text" "$T/d.log" && return 0
+		"$check" && return 0
 		"$@" >/dev/null
 	done
-	grep -q "$text" "$T/d.log"
+	"$check"
 }
 
-# logged TEXT: waits up to 10 s for the debug log to have TEXT (the daemon
-# answers INIT after the mount is in place)
-logged() {
-	for _ in $(seq 200); do
-		grep -q "$1" "$T/d.log" && return 0
-		sleep 0.05
-	done
-	return 1
+# stats_on CPU N: stats N "$M/f" on CPU
+stats_on() {
+	taskset -c "$1" bash -c "$(declare -f stats); stats $2 '$M/f'"
 }
 
 # busy CPU...: a busy loop on each CPU named
@@ -123,7 +119,7 @@ else
 		logged "replies wake programs on their own CPU: no (the daemon may not renice)"
 fi
 for c in "${cpu_list[@]}"; do
-	t_is "$(taskset -c "$c" bash -c "$(declare -f stats); stats 2000 '$M/f'")" done \
+	t_is "$(stats_on "$c" 2000)" done \
 		"2000 GETATTRs from CPU $c, each with the right size"
 done
 t_is "$(stats 3000 "$M/f")" done "3000 more from a program the scheduler moves"
@@ -138,8 +134,8 @@ hogs=()
 busy "$c0" "$c0"
 paused="a program waited .* us for a thread at idle policy; normal commits for 250 ms"
 if [ "$renice" = 1 ] && [ ${#cpu_list[@]} -gt 1 ]; then
-	until_logged "$paused\|io_uring: CPUs busy" 30 \
-		taskset -c "$c0" bash -c "$(declare -f stats); stats 2000 '$M/f'"
+	paused_or_busy() { grep -q "$paused\|io_uring: CPUs busy" "$T/d.log"; }
+	run_until 30 paused_or_busy stats_on "$c0" 2000
 	if grep -q "$paused" "$T/d.log" || ! grep -q "io_uring: CPUs busy" "$T/d.log"; then
 		t_ok "a program waiting for a thread kept off its CPU: the watch thread pauses the spells" \
 			grep -q "$paused" "$T/d.log"
@@ -151,7 +147,7 @@ else
 	t_skip "a program waiting for a thread kept off its CPU: the watch thread pauses the spells" \
 		"$([ "$renice" = 1 ] && echo "one CPU: no idle spells while it is busy" || echo "no idle spells here")"
 fi
-t_is "$(taskset -c "$c0" bash -c "$(declare -f stats); stats 2000 '$M/f'")" done \
+t_is "$(stats_on "$c0" 2000)" done \
 	"next to the busy loop, 2000 GETATTRs are answered"
 unbusy
 
@@ -161,16 +157,13 @@ busy "${cpu_list[@]}"
 if [ "$renice" = 1 ]; then
 	# (the last verdict, as the first phase may have had one of its own)
 	load_busy() { grep "io_uring: CPUs" "$T/d.log" | tail -1 | grep -q "CPUs busy: replies at normal policy"; }
-	end=$(($(date +%s) + 30))
-	until load_busy || [ "$(date +%s)" -ge $end ]; do
-		taskset -c "$c0" bash -c "$(declare -f stats); stats 2000 '$M/f'" >/dev/null
-	done
+	run_until 30 load_busy stats_on "$c0" 2000
 	t_ok "with a busy loop on every CPU the daemon commits at normal policy" load_busy
 else
 	t_fail "a daemon that may not renice never reads the CPUs' load" \
 		grep -q "io_uring: CPUs busy" "$T/d.log"
 fi
-t_is "$(taskset -c "$c0" bash -c "$(declare -f stats); stats 3000 '$M/f'")" done \
+t_is "$(stats_on "$c0" 3000)" done \
 	"and 3000 GETATTRs are answered"
 t_is "$(stats 3000 "$M/f")" done "and 3000 from a program free to move"
 unbusy

@@ -30,11 +30,6 @@ OPTS=lowerdir=$L1:$L2,upperdir=$T/upper,workdir=$T/work
 
 # lines of the debug log about directories read ahead
 ahead() { grep -c "walkahead: .* in layer" "$T/d.log"; }
-# waits up to 5 s for the debug log to hold line $1
-until_logged() {
-	for _ in $(seq 100); do grep -qF -- "$1" "$T/d.log" && return 0; sleep 0.05; done
-	return 1
-}
 # waits up to 10 s for process $1 to end
 until_gone() {
 	for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
@@ -50,9 +45,9 @@ t_is "$(ahead)" 0 "one listing, its parent not listed: nothing read ahead"
 ls "$M/a" >/dev/null
 t_is "$(ls "$M/a/b" | tr '\n' ' ')" "c1 c2 c3 c4 c5 file lnk " "a/b lists as the layers merge"
 for c in c1 c2 c3 c4; do
-	t_ok "its parent listed: a/b/$c read ahead, 3 entries" until_logged "walkahead: a/b/$c in layer 2, 3 entries"
+	t_ok "its parent listed: a/b/$c read ahead, 3 entries" logged "walkahead: a/b/$c in layer 2, 3 entries" 5
 done
-t_ok "a/b/c5 read ahead in the layer where it is a directory" until_logged "walkahead: a/b/c5 in layer 1, 1 entries"
+t_ok "a/b/c5 read ahead in the layer where it is a directory" logged "walkahead: a/b/c5 in layer 1, 1 entries" 5
 sleep 0.3
 t_is "$(grep -c "walkahead: a/b/c5 in layer 2" "$T/d.log")" 0 \
 	"...and not through the symlink another layer has there"
